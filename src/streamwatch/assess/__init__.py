@@ -1,0 +1,1 @@
+"""Assessment: a stream's concurrent anomalies -> one typed, graded finding (DOMAIN.md)."""

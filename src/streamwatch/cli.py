@@ -1,0 +1,106 @@
+"""Command line: `streamwatch replay | simulate | check | demo`. No logic lives here.
+
+Exit codes (CONTRACTS §4): 0 success, 2 bad usage or invalid config/input, 1 anything else.
+"""
+from __future__ import annotations
+
+import sys
+import tempfile
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from streamwatch.exceptions import ConfigError, StreamwatchError
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="Real-time monitoring for live-commerce streams.")
+
+ConfigOpt = Annotated[Optional[Path], typer.Option("--config", help="config/ directory")]
+DetOpt = Annotated[Optional[Path], typer.Option("--detectors", help="detectors/ directory")]
+
+
+def _fail(exc: StreamwatchError) -> None:
+    if isinstance(exc, ConfigError):
+        for p in exc.problems:
+            typer.echo(p, err=True)
+    else:
+        typer.echo(f"error: {exc}", err=True)
+    raise typer.Exit(exc.exit_code)
+
+
+@app.command()
+def replay(input: Annotated[Path, typer.Argument(help="NDJSON samples or a timestamp,value CSV")],
+           output: Annotated[Optional[Path], typer.Option("--output", "-o",
+                                                          help="alert events NDJSON (default stdout)")] = None,
+           scores: Annotated[Optional[Path], typer.Option("--scores",
+                                                          help="CSV input: write timestamp,value,anomaly_score")] = None,
+           config: ConfigOpt = None, detectors: DetOpt = None) -> None:
+    """Run recorded samples through the live pipeline, on event time; write alert events."""
+    from streamwatch.config.load import load_config
+    from streamwatch.replay import ensure_input, replay_csv, replay_ndjson
+    try:
+        ensure_input(input)
+        cfg = load_config(config, detectors)
+        is_csv = input.suffix.lower() == ".csv"
+        if scores is not None and not is_csv:
+            typer.echo("error: --scores applies to CSV (timestamp,value) input only", err=True)
+            raise typer.Exit(2)
+        out = open(output, "wb") if output else sys.stdout.buffer
+        try:
+            if is_csv:
+                summary = replay_csv(input, out, scores_path=scores, config=cfg)
+            else:
+                summary = replay_ndjson(input, out, config=cfg, progress=True)
+        finally:
+            if output:
+                out.close()
+            else:
+                out.flush()
+    except StreamwatchError as exc:
+        _fail(exc)
+    typer.echo(summary.line(), err=True)
+    for line in summary.first_errors:
+        typer.echo(f"  rejected: {line}", err=True)
+
+
+@app.command()
+def simulate(seed: Annotated[int, typer.Option(help="random seed")] = 1,
+             rooms: Annotated[int, typer.Option(min=1, help="live rooms")] = 12,
+             minutes: Annotated[float, typer.Option(min=1, help="session length")] = 90,
+             out: Annotated[Path, typer.Option(help="output directory")] = Path("sim-out")) -> None:
+    """Write a simulated session: OUT/samples.ndjson and OUT/labels.json."""
+    from streamwatch.sim import write_session
+    n, samples, labels = write_session(out, seed, rooms, minutes)
+    typer.echo(f"wrote {n:,} samples to {samples} and ground truth to {labels}", err=True)
+
+
+@app.command()
+def check(config: ConfigOpt = None, detectors: DetOpt = None) -> None:
+    """Validate config/ and detectors/; say exactly what is wrong where."""
+    from streamwatch.config.load import load_config
+    try:
+        cfg = load_config(config, detectors)
+    except StreamwatchError as exc:
+        _fail(exc)
+    typer.echo(f"ok: {cfg.config_dir} and {cfg.detectors_dir} ({len(cfg.rules)} rules)")
+
+
+@app.command()
+def demo(seed: Annotated[int, typer.Option(help="simulator seed")] = 7,
+         rooms: Annotated[int, typer.Option(min=1)] = 12,
+         minutes: Annotated[float, typer.Option(min=1)] = 90) -> None:
+    """Simulate a session, replay it through the pipeline and show the incidents it raised."""
+    from streamwatch.demo import run_demo
+    with tempfile.TemporaryDirectory(prefix="streamwatch-demo-") as tmp:
+        run_demo(Path(tmp), seed, rooms, minutes)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

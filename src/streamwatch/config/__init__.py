@@ -1,0 +1,1 @@
+"""Configuration: service settings (config/*.toml) and detector rules (detectors/*.toml)."""

@@ -1,0 +1,118 @@
+"""Read config/ and detectors/, overlay STREAMWATCH_* environment variables, or say what is wrong.
+
+Loaded once by the CLI and passed down (never a module-level singleton). Every problem is
+collected, not just the first, each as `file: key path = value: why`, so `streamwatch check` can
+list them all at once. Without a directory, the defaults shipped inside the package are used.
+"""
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+from pydantic import ValidationError
+
+from streamwatch.assess.grade import GradePolicy
+from streamwatch.config.rules import Rule, format_validation_error, load_rules_file
+from streamwatch.config.schema import ServiceConfig
+from streamwatch.exceptions import ConfigError
+
+__all__ = ["Config", "load_config", "default_dirs", "ENV_PREFIX"]
+
+ENV_PREFIX = "STREAMWATCH_"
+_PACKAGED = Path(__file__).resolve().parent.parent / "defaults"
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    service: ServiceConfig
+    rules: list[Rule]
+    config_dir: Path
+    detectors_dir: Path
+
+    def pipeline_settings(self):  # type: ignore[no-untyped-def]
+        from streamwatch.pipeline import PipelineSettings
+        g = self.service.grading
+        return PipelineSettings(
+            allowed_lateness=self.service.ingest.allowed_lateness,
+            silence_after=self.service.ingest.silence_after,
+            grade=GradePolicy(g.tiny_viewers, g.tiny_gmv_per_min, g.large_share,
+                              g.shared_rooms_level1))
+
+
+def default_dirs() -> tuple[Path, Path]:
+    return _PACKAGED / "config", _PACKAGED / "detectors"
+
+
+def _env_overlay(data: dict[str, Any], env: Mapping[str, str], problems: list[str]) -> None:
+    for name, value in sorted(env.items()):
+        if not name.startswith(ENV_PREFIX) or "__" not in name:
+            continue
+        section, _, key = name[len(ENV_PREFIX):].lower().partition("__")
+        if section not in ServiceConfig.model_fields:
+            continue   # other STREAMWATCH_* variables (tokens, allow-lists) belong elsewhere
+        data.setdefault(section, {})
+        if not isinstance(data[section], dict):
+            problems.append(f"env {name}: section {section} is not a table")
+            continue
+        data[section][key] = _coerce(value)
+
+
+def _coerce(value: str) -> Any:
+    try:
+        return tomllib.loads(f"v = {value}")["v"]
+    except tomllib.TOMLDecodeError:
+        return value
+
+
+def load_config(config_dir: Path | None = None, detectors_dir: Path | None = None,
+                env: Mapping[str, str] | None = None) -> Config:
+    """The validated configuration, or ConfigError listing every problem found."""
+    d_cfg, d_det = default_dirs()
+    config_dir = Path(config_dir) if config_dir else d_cfg
+    if detectors_dir is None:
+        sibling = config_dir.parent / "detectors"
+        detectors_dir = sibling if config_dir != d_cfg and sibling.is_dir() else d_det
+    env = os.environ if env is None else env
+    problems: list[str] = []
+    data: dict[str, Any] = {}
+    service_file = config_dir / "service.toml"
+    if not config_dir.is_dir():
+        problems.append(f"{config_dir}: not a directory")
+    elif service_file.exists():
+        try:
+            data = tomllib.loads(service_file.read_text(encoding="utf-8"))
+        except tomllib.TOMLDecodeError as exc:
+            problems.append(f"config/service.toml: not valid TOML: {exc}")
+    _env_overlay(data, env, problems)
+    service = ServiceConfig()
+    try:
+        service = ServiceConfig.model_validate(data)
+    except ValidationError as exc:
+        problems.extend(format_validation_error("config/service.toml", "", exc, data))
+    rules: list[Rule] = []
+    if not detectors_dir.is_dir():
+        problems.append(f"{detectors_dir}: not a directory")
+    else:
+        from streamwatch.detect.registry import check_rule
+        files = sorted(detectors_dir.glob("*.toml"))
+        if not files:
+            problems.append(f"{detectors_dir}: no *.toml rule files")
+        for f in files:
+            found, errs = load_rules_file(f)
+            problems.extend(errs)
+            for r in found:
+                errs = check_rule(r)
+                problems.extend(errs)
+                if not errs:
+                    rules.append(r)
+        names: dict[str, str] = {}
+        for r in rules:
+            if r.name in names:
+                problems.append(f"{r.source}.name = {r.name!r}: already used by {names[r.name]}")
+            names[r.name] = r.source
+    if problems:
+        raise ConfigError(problems)
+    return Config(service, rules, config_dir, detectors_dir)

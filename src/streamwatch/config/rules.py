@@ -1,0 +1,99 @@
+"""Detector rules: the models of detectors/*.toml and how a file of them is read.
+
+A rules file has an optional `[defaults]` table inherited by each `[[rule]]` (alertmanager
+route-style): a rule states only what differs. Method-specific keys (`fast`, `z_min`,
+`denominator`, ...) stay on the rule and are validated by that method's `Params` model when the
+detector is built (detect/registry.py), so one error message format covers both.
+"""
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from streamwatch.config.durations import parse_duration
+from streamwatch.types import Team
+
+__all__ = ["Rule", "RuleSet", "load_rules_file", "format_validation_error"]
+
+Direction = Literal["up", "down", "both"]
+
+
+class Rule(BaseModel):
+    """One watched condition: which metric, which method, thresholds per level, who handles it."""
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    name: str = Field(min_length=1)
+    metric: str = Field(min_length=1)        # catalogue metric name, or "*" = any metric no rule names
+    method: str = Field(min_length=1)        # detect/registry.py: baseline, bounds, count, ratio, generic
+    team: Team = Team.LIVE_OPS
+    direction: Direction = "both"
+    min_duration: float = 0.0                # seconds an anomaly must persist before it counts
+    clear_after: float = 30.0                # seconds of normal before an active anomaly clears
+    levels: dict[int, float] = Field(min_length=1)
+    source: str = ""                         # "file: rule[i]" for messages; filled by the loader
+
+    @field_validator("min_duration", "clear_after", mode="before")
+    @classmethod
+    def _duration(cls, v: object) -> float:
+        return parse_duration(v)
+
+    @field_validator("levels")
+    @classmethod
+    def _levels(cls, v: dict[int, float]) -> dict[int, float]:
+        for lvl in v:
+            if lvl not in (1, 2, 3, 4):
+                raise ValueError(f"level {lvl} is not one of 1, 2, 3, 4")
+        return dict(sorted(v.items()))
+
+    def extra(self) -> dict[str, Any]:
+        """The method-specific keys, for the method's Params model."""
+        return dict(self.model_extra or {})
+
+
+class RuleSet(BaseModel):
+    rules: list[Rule]
+
+
+def format_validation_error(file: str, prefix: str, err: ValidationError, data: Any) -> list[str]:
+    """`file: prefix.key.path = value: why` lines, one per problem pydantic found."""
+    out = []
+    for e in err.errors():
+        path = ".".join(str(p) for p in e["loc"])
+        where = f"{prefix}.{path}" if prefix and path else (prefix or path)
+        value = e.get("input", None)
+        shown = "" if isinstance(value, dict) or e["type"] == "missing" else f" = {value!r}"
+        msg = e["msg"].removeprefix("Value error, ")
+        out.append(f"{file}: {where}{shown}: {msg}")
+    return out
+
+
+def load_rules_file(path: Path) -> tuple[list[Rule], list[str]]:
+    """Rules of one file and the problems found in it (each located as file: key: why)."""
+    name = path.name if path.parent.name != "detectors" else f"detectors/{path.name}"
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        return [], [f"{name}: not valid TOML: {exc}"]
+    except OSError as exc:
+        return [], [f"{name}: cannot be read: {exc.strerror}"]
+    problems: list[str] = []
+    unknown = set(data) - {"defaults", "rule"}
+    for key in sorted(unknown):
+        problems.append(f"{name}: {key}: unknown table (expected [defaults] and [[rule]])")
+    defaults = data.get("defaults", {})
+    if not isinstance(defaults, dict):
+        return [], problems + [f"{name}: defaults: must be a table"]
+    raw_rules = data.get("rule", [])
+    if not isinstance(raw_rules, list):
+        return [], problems + [f"{name}: rule: must be an array of tables ([[rule]])"]
+    rules: list[Rule] = []
+    for i, raw in enumerate(raw_rules):
+        merged = {**defaults, **raw, "source": f"{name}: rule[{i}]"}
+        try:
+            rules.append(Rule.model_validate(merged))
+        except ValidationError as exc:
+            problems.extend(format_validation_error(name, f"rule[{i}]", exc, merged))
+    return rules, problems

@@ -1,0 +1,128 @@
+"""DetectionStage: binds rules to series, runs every detector over a batch, keeps transitions.
+
+A rule names one metric (or "*": any metric no other rule names, the generic profile). Its
+detector rows are streams - one state per room for that rule - except for "*" rules, whose rows are
+series. A rule with `per = "<metric>"` is also fed that metric's samples (role 1), so two counters
+of one room meet in one state (orders per click).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from streamwatch.config.rules import Rule
+from streamwatch.detect.base import Detector
+from streamwatch.detect.debounce import CLEAR, ONSET, WORSE, Debouncer
+from streamwatch.detect.registry import build_detector
+from streamwatch.detect.table import SeriesTable
+from streamwatch.types import Floats, Ints
+
+__all__ = ["Transition", "DetectionStage", "ONSET", "WORSE", "CLEAR"]
+
+
+@dataclass(frozen=True, slots=True)
+class Transition:
+    """A rule's anomaly on one stream started (ONSET), worsened (WORSE) or ended (CLEAR)."""
+    ts: float
+    stream: str
+    metric: str
+    rule: Rule
+    kind: int
+    level: int
+    score: float
+    observed: float
+    expected: float
+
+
+class DetectionStage:
+    def __init__(self, rules: list[Rule], table: SeriesTable) -> None:
+        self.rules = rules
+        self.table = table
+        self.detectors: list[Detector] = [build_detector(r) for r in rules]
+        self.debouncers = [Debouncer(r.min_duration, r.clear_after) for r in rules]
+        self.bind: list[Ints] = [np.full(0, -1, np.int64) for _ in rules]
+        self.role: list[Ints] = [np.zeros(0, np.int64) for _ in rules]
+        self._named = {r.metric for r in rules} | {
+            str(r.extra()["per"]) for r in rules if r.extra().get("per")}
+        # per rule: which rule-row each series row feeds (and how), grown as series appear
+        self._bound_rows = 0
+        self.max_score: Floats = np.zeros(0)
+
+    def on_new_rows(self) -> None:
+        n = len(self.table)
+        if n <= self._bound_rows:
+            return
+        for i, rule in enumerate(self.rules):
+            bind = np.full(n, -1, np.int64); bind[: self._bound_rows] = self.bind[i]
+            role = np.zeros(n, np.int64); role[: self._bound_rows] = self.role[i]
+            per = rule.extra().get("per")
+            for r in range(self._bound_rows, n):
+                stream, metric = self.table.keys[r]
+                sid = int(self.table.row_stream[r])
+                if rule.metric == "*":
+                    if metric not in self._named:
+                        bind[r] = r
+                elif metric == rule.metric:
+                    bind[r] = sid
+                elif per is not None and metric == per:
+                    bind[r] = sid
+                    role[r] = 1
+            self.bind[i], self.role[i] = bind, role
+            size = n if rule.metric == "*" else self.table.n_streams
+            self.detectors[i].resize(size)
+            self.debouncers[i].resize(size)
+        self._bound_rows = n
+
+    def run(self, rows: Ints, ts: Floats, x: Floats, dt: Floats) -> list[Transition]:
+        """Every rule over the batch (already admitted, in arrival order); transitions in order.
+
+        `self.max_score` is left holding, per sample, the highest score any rule gave it (NaN
+        where no rule scored it): replay's `--scores` output and the live view read it."""
+        out: list[Transition] = []
+        table = self.table
+        self.max_score = np.full(len(rows), np.nan)
+        for i, rule in enumerate(self.rules):
+            rr = self.bind[i][rows]
+            sel = np.flatnonzero(rr >= 0)
+            if len(sel) == 0:
+                continue
+            r_rows = rr[sel]
+            role = self.role[i][rows[sel]]
+            scores = self.detectors[i].update_many(r_rows, ts[sel], x[sel], dt[sel], role)
+            prev = self.max_score[sel]
+            self.max_score[sel] = np.where(np.isnan(prev), scores.score,
+                                           np.maximum(prev, scores.score))
+            own = role == 0
+            if own.any():
+                exp = scores.expected[own]
+                ok = ~np.isnan(exp)
+                table.row_expected[rows[sel][own][ok]] = exp[ok]
+            idx, kind, lvl = self.debouncers[i].update_many(r_rows, ts[sel], scores.level)
+            obs = scores.observed if scores.observed is not None else x[sel]
+            for j, k, lv in zip(idx.tolist(), kind.tolist(), lvl.tolist()):
+                series = int(rows[sel[j]])
+                stream, metric = table.keys[series]
+                out.append(Transition(float(ts[sel[j]]), stream, rule.metric if rule.metric != "*"
+                                      else metric, rule, k, lv, float(scores.score[j]),
+                                      float(obs[j]), float(scores.expected[j])))
+        out.sort(key=lambda t: t.ts)
+        return out
+
+    def end_stream(self, sid: int, ts: float) -> list[Transition]:
+        """Stream went off air or restarted: active anomalies end, learnt state is forgotten."""
+        out = []
+        stream = self.table.streams[sid]
+        for i, rule in enumerate(self.rules):
+            if rule.metric == "*":
+                rows = np.array([r for r in range(len(self.table))
+                                 if self.table.row_stream[r] == sid and self.bind[i][r] >= 0],
+                                np.int64)
+            else:
+                rows = np.array([sid], np.int64) if sid < self.debouncers[i].n else np.zeros(0, np.int64)
+            if len(rows) == 0:
+                continue
+            for _ in self.debouncers[i].force_clear(rows):
+                out.append(Transition(ts, stream, rule.metric, rule, CLEAR, 0, 0.0, np.nan, np.nan))
+            self.detectors[i].reset(rows)
+        return out

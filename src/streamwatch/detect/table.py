@@ -1,0 +1,115 @@
+"""SeriesTable: (stream, metric) -> row, and the per-row / per-stream state the stages share.
+
+Struct-of-arrays grown in chunks: the hot kernels take these arrays directly, and Python touches a
+row only when it is created. Streams get their own small index so stream-level facts (newest
+event time, last sample, on air or not) are one array lookup away.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from streamwatch.types import Floats, Ints
+
+__all__ = ["SeriesTable", "is_counter"]
+
+_CHUNK = 1024
+
+
+def is_counter(metric: str) -> bool:
+    """Prometheus convention (CONTRACTS §1): a name ending in `_total` is a cumulative counter."""
+    return metric.endswith("_total")
+
+
+def _grow(a: np.ndarray, n: int, fill: float | int | bool) -> np.ndarray:
+    if len(a) >= n:
+        return a
+    size = max(n, len(a) * 2, _CHUNK)
+    out = np.full(size, fill, dtype=a.dtype)
+    out[: len(a)] = a
+    return out
+
+
+class SeriesTable:
+    """Row and stream registry plus the arrays every stage reads."""
+
+    def __init__(self) -> None:
+        self.rows: dict[tuple[str, str], int] = {}
+        self.stream_ids: dict[str, int] = {}
+        self.streams: list[str] = []
+        self.keys: list[tuple[str, str]] = []
+        # per row
+        self.row_stream: Ints = np.zeros(0, np.int64)
+        self.row_counter: np.ndarray = np.zeros(0, np.bool_)
+        self.row_last_ts: Floats = np.zeros(0)       # newest event time admitted for the row
+        self.row_value: Floats = np.zeros(0)         # newest raw value (gauge value / counter total)
+        self.row_rate: Floats = np.zeros(0)          # newest gauge value or counter rate per minute
+        self.row_expected: Floats = np.zeros(0)      # newest baseline expectation (rate per minute)
+        self.cnt_ts: Floats = np.zeros(0)            # counter state for rates.py
+        self.cnt_val: Floats = np.zeros(0)
+        # per stream
+        self.stream_newest: Floats = np.zeros(0)     # newest event time seen for the stream
+        self.stream_first: Floats = np.zeros(0)      # first event time of the current broadcast
+        self.stream_live: Ints = np.zeros(0, np.int64)  # -1 unknown, 0 ended, 1 on air
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    @property
+    def n_streams(self) -> int:
+        return len(self.streams)
+
+    def stream_id(self, stream: str) -> int:
+        sid = self.stream_ids.get(stream)
+        if sid is None:
+            sid = len(self.streams)
+            self.stream_ids[stream] = sid
+            self.streams.append(stream)
+            n = sid + 1
+            self.stream_newest = _grow(self.stream_newest, n, -np.inf)
+            self.stream_first = _grow(self.stream_first, n, np.nan)
+            self.stream_live = _grow(self.stream_live, n, -1)
+        return sid
+
+    def lookup(self, streams: list[str], metrics: list[str]) -> tuple[Ints, list[int]]:
+        """Row per sample, creating rows for new series; also the list of rows created."""
+        rows_map = self.rows
+        get = rows_map.get
+        out = np.empty(len(streams), np.int64)
+        created: list[int] = []
+        for i, key in enumerate(zip(streams, metrics)):
+            r = get(key)
+            if r is None:
+                r = self._add(key)
+                created.append(r)
+            out[i] = r
+        return out, created
+
+    def _add(self, key: tuple[str, str]) -> int:
+        r = len(self.keys)
+        self.rows[key] = r
+        self.keys.append(key)
+        n = r + 1
+        self.row_stream = _grow(self.row_stream, n, 0)
+        self.row_counter = _grow(self.row_counter, n, False)
+        self.row_last_ts = _grow(self.row_last_ts, n, -np.inf)
+        self.row_value = _grow(self.row_value, n, np.nan)
+        self.row_rate = _grow(self.row_rate, n, np.nan)
+        self.row_expected = _grow(self.row_expected, n, np.nan)
+        self.cnt_ts = _grow(self.cnt_ts, n, np.nan)
+        self.cnt_val = _grow(self.cnt_val, n, np.nan)
+        self.row_stream[r] = self.stream_id(key[0])
+        self.row_counter[r] = is_counter(key[1])
+        return r
+
+    def row_of(self, stream: str, metric: str) -> int | None:
+        return self.rows.get((stream, metric))
+
+    def latest(self, stream: str, metric: str) -> float:
+        """Newest gauge value or counter rate per minute of a series, NaN if never seen."""
+        r = self.rows.get((stream, metric))
+        return float(self.row_rate[r]) if r is not None else float("nan")
+
+    def expected(self, stream: str, metric: str) -> float:
+        """The baseline's expectation for a series (rate per minute for counters), NaN if none."""
+        r = self.rows.get((stream, metric))
+        return float(self.row_expected[r]) if r is not None else float("nan")

@@ -1,0 +1,36 @@
+"""Wire models of CONTRACTS.md §3: the alert event every output carries."""
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict
+
+__all__ = ["AlertEvent", "ImpactModel"]
+
+
+class ImpactModel(BaseModel):
+    model_config = ConfigDict(frozen=True)
+    viewers: float
+    gmv_per_min: float
+
+
+class AlertEvent(BaseModel):
+    """One alert state change. `ts` is the event time of the sample that caused it."""
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    ts: float
+    stream: str
+    metric: str
+    level: Literal[1, 2, 3, 4]
+    team: Literal["live_ops", "tech", "customer_service", "logistics", "command"]
+    status: Literal["firing", "resolved"]
+    incident_id: str
+    incident_type: str
+    kind: str
+    score: float
+    observed: float | None
+    expected: float | None
+    summary: str
+    runbook: str | None = None
+    impact: ImpactModel | None = None

@@ -1,0 +1,1 @@
+"""Incidents: lifecycle of graded findings and the alert events their changes emit."""
