@@ -172,13 +172,13 @@ class Pipeline:
         graded = self.correlator.assess(stream, ts)
         events = self.incidents.reconcile(stream, ts, graded)
         if is_service(stream):
-            shared = any(inc.type == IncidentType.CHECKOUT_BROKEN
-                         for inc in self.incidents.open_for(stream))
+            shared = any(inc.type == IncidentType.CHECKOUT_BROKEN and is_service(inc.stream)
+                         for inc in self.incidents.open.values())
             if shared != self.correlator.shared_checkout_open:
+                # a shared payment failure opened (rooms' own checkout incidents fold into it)
+                # or closed (rooms are read afresh)
                 self.correlator.shared_checkout_open = shared
                 for room in [s for s in self.correlator.streams if not is_service(s)]:
-                    if any(i.type == IncidentType.CHECKOUT_BROKEN or shared is False
-                           for i in self.incidents.open_for(room)) or not shared:
-                        events.extend(self.incidents.reconcile(
-                            room, ts, self.correlator.assess(room, ts)))
+                    events.extend(self.incidents.reconcile(room, ts,
+                                                           self.correlator.assess(room, ts)))
         return events

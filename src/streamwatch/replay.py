@@ -19,7 +19,7 @@ import orjson
 from streamwatch.config.load import Config, load_config
 from streamwatch.events import AlertEvent
 from streamwatch.exceptions import InputError
-from streamwatch.ingest.csvfile import read_timestamp_value_csv
+from streamwatch.ingest import csvfile  # noqa: F401 (helper may still be writing it)
 from streamwatch.ingest.parse import Batch, Limits, iter_ndjson_file
 from streamwatch.pipeline import Pipeline
 
@@ -96,7 +96,7 @@ def replay_ndjson(input_path: Path, out: BinaryIO | None, *, config: Config | No
 def replay_csv(input_path: Path, out: BinaryIO | None, *, scores_path: Path | None = None,
                config: Config | None = None) -> ReplaySummary:
     cfg = config or load_config()
-    series = read_timestamp_value_csv(Path(input_path))
+    series = csvfile.read_timestamp_value_csv(Path(input_path))
     pipeline = Pipeline(cfg.rules, cfg.pipeline_settings())
     n = len(series.values)
     start = time.perf_counter()

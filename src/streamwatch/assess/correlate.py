@@ -68,13 +68,13 @@ class Correlator:
                 del st.active[k]
             return
         prev = st.active.get(key)
-        st.active[key] = Signal(t.rule, t.metric, direction, t.level,
-                                prev.since if prev else t.ts, t.score, t.observed, t.expected)
+        since = prev.since if prev else t.ts - t.rule.min_duration   # when the anomaly began
+        st.active[key] = Signal(t.rule, t.metric, direction, t.level, since, t.score,
+                                t.observed, t.expected)
 
     def set_silent(self, stream: str, ts: float, silent: bool, newest: float) -> None:
         st = self.streams.setdefault(stream, _StreamSignals())
         if silent:
-            from streamwatch.config.rules import Rule
             st.active["stream:silent"] = Signal(_SILENT_RULE, "stream", "silent", 1, newest, 1.0,
                                                 ts - newest, 0.0)
         else:

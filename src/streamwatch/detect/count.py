@@ -3,19 +3,27 @@
 A rate of two complaints an hour or half an order a minute cannot be judged with Gaussian
 z-scores on 30-second deltas: most deltas are 0 and one event is a "spike". This method keeps the
 expected event rate as an exponentially weighted ratio of sums (events / exposure, half-life
-`window`) and asks Poisson questions of what was actually counted:
+`window`) and runs a Poisson CUSUM on what is actually counted: every observation adds the log
+likelihood ratio of "the rate moved to `ratio` x normal" against "normal",
 
-* direction "up" (surge): over the last `surge_window`, N events were counted where E were
-  expected. Level k when N/E >= levels[k], N - E >= `min_excess` and the variance-stabilised
-  distance 2(sqrt(N) - sqrt(E)) >= `z_min`: "several-fold AND several events".
-* direction "down" (stopped): E events were expected since the last one and none came. P(0 | E) =
-  exp(-E), so level k once E >= levels[k] (E = 10 means ~1 chance in 22,000). Detection time is
-  bounded by the rate, not a fixed window: a room selling 100 a minute is judged in seconds, one
-  selling 1 a minute in about ten minutes.
+    LLR = n * ln(ratio) - e * (ratio - 1)       (n counted, e expected in the interval)
+
+and the evidence S = max(0, S + LLR) accumulates for as long as the change lasts, whatever the
+cadence. That is the optimal sequential test for a rate change, and it is naturally count-aware:
+a room selling 100 a minute builds evidence in seconds, one selling 1 a minute in minutes.
+
+* direction "down" (orders stopped; `ratio` default 0.1): each expected-but-missing event adds
+  0.9, so `levels` are given in *expected events missing* (10 = "ten orders should have come and
+  none did", P = e^-10) and turned into evidence internally. A trickle of orders delays, not
+  prevents, detection.
+* direction "up" (complaint surge; `ratio` default 4): `levels` are evidence in nats (5 = the
+  counts are e^5 ~ 150 times likelier under a x4 surge than under normal), and the run must also
+  hold `min_excess` more events than expected: "several-fold AND several events".
 
 Exposure is elapsed time, or with `per = "<metric>"` the counted increments of another counter of
-the same stream: orders per product click. Then a lull in clicks (a product switch, the goodbye)
-lowers the expected orders with it, and only a funnel break - clicks going on, orders not - fires.
+the same stream: orders per product click. A lull in clicks (a product switch, the goodbye) then
+lowers the expected orders with it, and only a funnel break - clicks go on, orders do not - fires.
+The expected rate learns only while no evidence is building, so an incident is not learnt first.
 
 >>> import numpy as np
 >>> d = PoissonCount(PoissonCount.Params(levels={1: 10.0}, direction="down", warmup="0s"))
@@ -23,7 +31,7 @@ lowers the expected orders with it, and only a funnel break - clicks going on, o
 >>> ts = np.arange(10, 1210, 10.0); x = np.where(ts < 900, 5.0, 0.0)   # 30 a minute, then none
 >>> s = d.update_many(np.zeros(len(ts), np.int64), ts, x, np.full(len(ts), 10.0))
 >>> int(s.level[ts < 900].max()), float(ts[s.level > 0][0])
-(0, 920.0)
+(0, 910.0)
 """
 from __future__ import annotations
 
@@ -31,7 +39,7 @@ from typing import ClassVar, Literal
 
 import numba as nb
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from streamwatch.config.durations import parse_duration
 from streamwatch.detect.base import Scores
@@ -40,32 +48,42 @@ from streamwatch.types import Floats, Ints
 __all__ = ["PoissonCount"]
 
 LN2 = float(np.log(2.0))
-N_BUCKETS = 10
 
 
 class CountParams(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
     levels: dict[int, float]
     direction: Literal["up", "down"] = "up"
-    window: float = 1800.0           # half-life of the expected rate
-    surge_window: float = 300.0      # the window counted for "up"
+    ratio: float = Field(default=0.0, ge=0)   # the change tested for; 0 = 0.1 down / 4 up
+    window: float = 1800.0                    # half-life of the expected rate
     warmup: float = 300.0
     min_events: float = Field(default=5.0, ge=0)   # events learnt before judging
     min_excess: float = Field(default=4.0, ge=0)   # "up": at least this many extra events
-    z_min: float = Field(default=3.0, gt=0)
     per: str | None = None
 
-    @field_validator("window", "surge_window", "warmup", mode="before")
+    @field_validator("window", "warmup", mode="before")
     @classmethod
     def _dur(cls, v: object) -> float:
         return parse_duration(v)
 
+    @model_validator(mode="after")
+    def _ratio(self) -> "CountParams":
+        r = self.ratio or (0.1 if self.direction == "down" else 4.0)
+        if self.direction == "down" and not 0 < r < 1:
+            raise ValueError("ratio: a drop is tested for a ratio in (0, 1)")
+        if self.direction == "up" and not r > 1:
+            raise ValueError("ratio: a surge is tested for a ratio > 1")
+        object.__setattr__(self, "ratio", r)
+        for lvl, thr in self.levels.items():
+            if not thr > 0:
+                raise ValueError(f"levels: threshold of level {lvl} must be > 0")
+        return self
+
 
 @nb.njit(cache=True, nogil=True)
-def _kernel(rows, ts, x, dt, role, has_per, up, num, den, last, first, since, events,
-            bnum, bden, bidx, width, h, warmup, min_events, min_excess, z_min, thr, thr_lvl,
+def _kernel(rows, ts, x, dt, role, has_per, up, num, den, last, first, events, cusum, e_run,
+            n_run, ln_ratio, ratio_m1, half_life, warmup, min_events, min_excess, thr, thr_lvl,
             out_score, out_exp, out_lvl, out_obs):
-    nb_ = bnum.shape[1]
     for i in range(len(rows)):
         r = rows[i]
         t = ts[i]
@@ -79,66 +97,35 @@ def _kernel(rows, ts, x, dt, role, has_per, up, num, den, last, first, since, ev
         if np.isnan(first[r]):
             first[r] = t
             last[r] = t
-            bidx[r] = np.floor(t / width)
-        # slide the surge window's buckets to t
-        b = np.floor(t / width)
-        if b > bidx[r]:
-            steps = int(min(b - bidx[r], nb_))
-            for k in range(1, steps + 1):
-                j = int((bidx[r] + k) % nb_)
-                bnum[r, j] = 0.0
-                bden[r, j] = 0.0
-            bidx[r] = b
-        j = int(b % nb_)
-        bnum[r, j] += inc_n
-        bden[r, j] += inc_d
-        # stopped: exposure since the last event
-        if inc_n > 0.0:
-            since[r] = 0.0
-        else:
-            since[r] += inc_d
         rate = num[r] / den[r] if den[r] > 0.0 else 0.0
         ready = (t - first[r]) >= warmup and events[r] >= min_events and rate > 0.0
         lvl = 0
         score = 0.0
-        expected = np.nan
-        observed = np.nan
         if ready:
-            if up:
-                n_w = 0.0
-                d_w = 0.0
-                for k in range(nb_):
-                    n_w += bnum[r, k]
-                    d_w += bden[r, k]
-                e = rate * d_w
-                expected = e
-                observed = n_w
-                if e > 0.0:
-                    z = 2.0 * (np.sqrt(n_w) - np.sqrt(e))
-                    ratio = n_w / e
-                    if z >= z_min and n_w - e >= min_excess:
-                        for k in range(len(thr)):
-                            if ratio >= thr[k]:
-                                lvl = thr_lvl[k]
-                                break
-                    if z > 0.0:
-                        score = 1.0 - np.exp(-z / z_min)
+            e = rate * inc_d
+            s = cusum[r] + inc_n * ln_ratio - e * ratio_m1
+            if s <= 0.0:
+                cusum[r] = 0.0
+                e_run[r] = 0.0
+                n_run[r] = 0.0
             else:
-                e = rate * since[r]
-                expected = e
-                observed = 0.0
+                cusum[r] = min(s, 3.0 * thr[0])      # bounded memory: recovery clears it soon
+                e_run[r] += e
+                n_run[r] += inc_n
+            s = cusum[r]
+            if not up or n_run[r] - e_run[r] >= min_excess:
                 for k in range(len(thr)):
-                    if e >= thr[k]:
+                    if s >= thr[k]:
                         lvl = thr_lvl[k]
                         break
-                score = 1.0 - np.exp(-e / thr[len(thr) - 1])
+            score = 1.0 - np.exp(-s / thr[len(thr) - 1])
         out_score[i] = score
-        out_exp[i] = expected
-        out_obs[i] = observed
+        out_exp[i] = e_run[r] if ready else np.nan
+        out_obs[i] = n_run[r] if ready else np.nan
         out_lvl[i] = lvl
-        # learn the expected rate (protected while anomalous)
-        if lvl == 0:
-            d = np.exp(-(t - last[r]) * LN2 / h) if t > last[r] else 1.0
+        # learn the expected rate only while no evidence of a change is building
+        if cusum[r] < 0.5 * thr[len(thr) - 1]:
+            d = np.exp(-(t - last[r]) * LN2 / half_life) if t > last[r] else 1.0
             num[r] = num[r] * d + inc_n
             den[r] = den[r] * d + inc_d
             events[r] += inc_n
@@ -149,29 +136,28 @@ def _kernel(rows, ts, x, dt, role, has_per, up, num, den, last, first, since, ev
 class PoissonCount:
     method: ClassVar[str] = "count"
     Params: ClassVar[type[BaseModel]] = CountParams
+    _STATE = ("num", "den", "last", "first", "events", "cusum", "e_run", "n_run")
 
     def __init__(self, params: CountParams) -> None:
         self.params = params
+        down = params.direction == "down"
+        # thresholds as evidence; "down" levels are expected events missing
+        per_missing = (1.0 - params.ratio) if down else 1.0
         items = sorted(params.levels.items(), key=lambda kv: -kv[1])
-        self._thr = np.array([v for _, v in items], np.float64)
+        self._thr = np.array([v * per_missing for _, v in items], np.float64)
         self._lvl = np.array([k for k, _ in items], np.int64)
         self.n = 0
-        self._alloc(0)
-
-    def _alloc(self, n: int) -> None:
-        self.num = np.zeros(n); self.den = np.zeros(n); self.last = np.full(n, np.nan)
-        self.first = np.full(n, np.nan); self.since = np.zeros(n); self.events = np.zeros(n)
-        self.bnum = np.zeros((n, N_BUCKETS)); self.bden = np.zeros((n, N_BUCKETS))
-        self.bidx = np.zeros(n)
+        for k in self._STATE:
+            setattr(self, k, np.full(0, np.nan if k in ("first", "last") else 0.0))
 
     def resize(self, n_rows: int) -> None:
         if n_rows <= self.n:
             return
-        old = {k: getattr(self, k) for k in ("num", "den", "last", "first", "since", "events",
-                                             "bnum", "bden", "bidx")}
-        self._alloc(n_rows)
-        for k, a in old.items():
-            getattr(self, k)[: len(a)] = a
+        for k in self._STATE:
+            old = getattr(self, k)
+            new = np.full(n_rows, np.nan if k in ("first", "last") else 0.0)
+            new[: len(old)] = old
+            setattr(self, k, new)
         self.n = n_rows
 
     def update_many(self, rows: Ints, ts: Floats, x: Floats, dt: Floats,
@@ -182,12 +168,11 @@ class PoissonCount:
             role = np.zeros(n, np.int64)
         score = np.empty(n); exp = np.empty(n); lvl = np.empty(n, np.int64); obs = np.empty(n)
         _kernel(rows, ts, x, dt, role, p.per is not None, p.direction == "up", self.num,
-                self.den, self.last, self.first, self.since, self.events, self.bnum, self.bden,
-                self.bidx, p.surge_window / N_BUCKETS, p.window, p.warmup, p.min_events,
-                p.min_excess, p.z_min, self._thr, self._lvl, score, exp, lvl, obs)
+                self.den, self.last, self.first, self.events, self.cusum, self.e_run, self.n_run,
+                float(np.log(p.ratio)), p.ratio - 1.0, p.window, p.warmup, p.min_events,
+                p.min_excess, self._thr, self._lvl, score, exp, lvl, obs)
         return Scores(score, exp, lvl, obs)
 
     def reset(self, rows: Ints) -> None:
-        self.first[rows] = np.nan
-        self.num[rows] = 0.0; self.den[rows] = 0.0; self.events[rows] = 0.0
-        self.since[rows] = 0.0; self.bnum[rows] = 0.0; self.bden[rows] = 0.0
+        for k in self._STATE:
+            getattr(self, k)[rows] = np.nan if k in ("first", "last") else 0.0

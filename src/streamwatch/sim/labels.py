@@ -56,7 +56,7 @@ def build_labels(sc: Scenario, plan: ArtifactPlan, *, seed: int, rooms: int, min
 
     streams: list[dict[str, Any]] = [
         {"stream": r.stream, "kind": "room", "platform": r.platform, "start_ts": ab(r.start),
-         "end_ts": ab(r.end), "peak_viewers": round(r.peak, 1)} for r in sc.rooms]
+         "end_ts": ab(r.end), "peak_viewers": round(float(r.peak), 1)} for r in sc.rooms]
     streams += [{"stream": s.stream, "kind": "service", "start_ts": ab(0.0),
                  "end_ts": ab(sc.session_s)} for s in sc.services]
     incidents: list[dict[str, Any]] = []
@@ -70,9 +70,10 @@ def build_labels(sc: Scenario, plan: ArtifactPlan, *, seed: int, rooms: int, min
             "team": str(TEAM_OF_TYPE[IncidentType(ev.type)]),
             "level": _level(sc, id(ev), ev.type, ev.stream, ev.params),
             "affected_streams": list(sc.affected[id(ev)]),
-            "magnitude": round(ev.params["magnitude"], 4),
+            "magnitude": round(float(ev.params["magnitude"]), 4),
             "silent": bool(ev.params.get("silent", 0.0)),
-            "impact": {"viewers": round(imp.viewers, 1), "gmv_per_min": round(imp.gmv_per_min, 2)},
+            "impact": {"viewers": round(float(imp.viewers), 1),
+                       "gmv_per_min": round(float(imp.gmv_per_min), 2)},
         })
     normal = [{"type": e.type, "stream": e.stream, "start_ts": ab(e.start), "end_ts": ab(e.end)}
               for e in sorted(sc.events, key=lambda e: (e.start, e.stream))
@@ -82,7 +83,7 @@ def build_labels(sc: Scenario, plan: ArtifactPlan, *, seed: int, rooms: int, min
         item: dict[str, Any] = {"type": a.type, "stream": a.stream, "metric": a.metric,
                                 "ts": ab(a.ts)}
         for k, v in a.extra:
-            item[k] = ab(v) if k.endswith("_ts") else v
+            item[k] = ab(v) if k.endswith("_ts") else float(v)
         artifacts.append(item)
     return {"seed": seed, "rooms": rooms, "minutes": minutes, "start_ts": start_ts,
             "end_ts": ab(sc.session_s), "streams": streams, "incidents": incidents,

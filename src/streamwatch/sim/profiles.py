@@ -133,7 +133,7 @@ def draw_rooms(rng: np.random.Generator, n: int, session_s: float) -> list[RoomP
     n_knots = int(np.ceil(session_s / KNOT_S)) + 2
     for i in range(n):
         u = (strata[i] + rng.uniform()) / n
-        peak = 50.0 * 1000.0 ** u
+        peak = float(50.0 * 1000.0 ** u)
         preexisting = bool(rng.uniform() < 0.35)
         start = 0.0 if preexisting else float(rng.uniform(0.0, 0.3 * session_s))
         end, ends = session_s, False
@@ -149,7 +149,7 @@ def draw_rooms(rng: np.random.Generator, n: int, session_s: float) -> list[RoomP
             index=i, stream=f"room-{i:03d}", platform=str(rng.choice(PLATFORMS)),
             start=start, end=end, ends_in_session=ends, preexisting=preexisting, peak=peak,
             log_wander=wander, log_engagement=engagement,
-            dwell_s=_loguniform(rng, 60, 400), bot_dwell_s=_loguniform(rng, 30, 120),
+            dwell_s=(dwell := _loguniform(rng, 60, 400)), bot_dwell_s=dwell * rng.uniform(0.6, 1.2),
             base_tau_s=rng.uniform(15, 45),
             comment_pm=_loguniform(rng, 0.02, 0.2), like_pm=_loguniform(rng, 0.5, 6.0),
             share_pm=_loguniform(rng, 0.002, 0.02), follow_pm=_loguniform(rng, 0.003, 0.03),

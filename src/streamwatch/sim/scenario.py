@@ -42,6 +42,8 @@ class Scenario:
     events: list[Event] = field(default_factory=list)
     affected: dict[int, list[str]] = field(default_factory=dict)   # id(event) -> streams
     impacts: dict[int, Impact] = field(default_factory=dict)
+    ramps: dict[str, tuple[float, float]] = field(default_factory=dict)
+    goodbyes: dict[str, tuple[float, float, float]] = field(default_factory=dict)
 
     def incidents(self) -> list[Event]:
         return sorted((e for e in self.events if e.category == "incident"),
@@ -53,14 +55,11 @@ class Scenario:
     # --- noise-free baseline ---------------------------------------------------------------
     def _lifecycle(self, room: RoomProfile, t: float) -> float:
         f = 1.0
-        for e in self.events:
-            if e.stream != room.stream or e.category != "normal":
-                continue
-            ta = np.array([t])
-            if e.type == "ramp_up" and t < e.end:
-                f *= float(ramp_factor(ta, e.start, e.end)[0])
-            elif e.type == "goodbye":
-                f *= float(goodbye_factor(ta, e.start, e.end, e.params["floor"])[0])
+        ta = np.array([t])
+        if (ramp := self.ramps.get(room.stream)) and t < ramp[1]:
+            f *= float(ramp_factor(ta, ramp[0], ramp[1])[0])
+        if bye := self.goodbyes.get(room.stream):
+            f *= float(goodbye_factor(ta, *bye)[0])
         return f
 
     def viewers(self, room: RoomProfile, t: float) -> float:
@@ -92,12 +91,14 @@ def _lifecycle_events(rng: np.random.Generator, sc: Scenario) -> dict[str, tuple
             d = draw_normal(rng, "ramp_up")
             dur = min(d.duration, 0.3 * (room.end - room.start))
             sc.events.append(Event("normal", "ramp_up", room.stream, room.start, room.start + dur))
+            sc.ramps[room.stream] = (room.start, room.start + dur)
             lo = room.start + dur + 180.0
         hi = room.end - 60.0
         if room.ends_in_session:
             d = draw_normal(rng, "goodbye")
             sc.events.append(Event("normal", "goodbye", room.stream, room.end - d.duration,
                                    room.end, d.params))
+            sc.goodbyes[room.stream] = (room.end - d.duration, room.end, d.params["floor"])
             hi = room.end - d.duration - 60.0
         windows[room.stream] = (lo, hi)
     return windows
@@ -153,6 +154,10 @@ def _room_incidents(rng: np.random.Generator, sc: Scenario, force: bool,
             sc.affected[id(ev)] = [room.stream]
             busy[room.stream].append((s, ev.reach))
             break
+    outages = [e for e in sc.events if e.type == "stream_outage"]
+    if force and len(outages) >= 2 and len({e.params["silent"] for e in outages}) == 1:
+        # benchmark sessions cover both variants: source still reporting, and source silent
+        outages[0].params["silent"] = 1.0 - outages[0].params["silent"]
 
 
 def _service_incidents(rng: np.random.Generator, sc: Scenario, force: bool,
