@@ -37,7 +37,7 @@ import scoring  # noqa: E402
 
 # A report is often redirected to a file or CI log: keep it wide enough not to truncate names.
 out = Console(highlight=False, width=None if sys.stdout.isatty() else 132)
-err = Console(stderr=True, highlight=False)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
 STYLE = {"PASS": "green", "FAIL": "bold red", "n/a": "dim"}
 
 

@@ -9,8 +9,11 @@
       -> assess         assess/correlate.py  signals -> typed findings graded by impact
       -> incidents      incidents/manager.py lifecycle -> AlertEvents
 
-Everything runs on event time and in arrival order, so the same input gives the same events,
-byte for byte, however it was cut into batches.
+Everything runs on event time and in arrival order. The vectorised stages run over the whole
+batch; then transitions, silences and on-air changes are replayed in arrival order, and before each
+one the table is advanced to exactly "after that sample", so an assessment sees what it would have
+seen had the samples come one at a time. Hence the same input gives the same events, byte for byte,
+however it was cut into batches (tests/test_pipeline.py checks it).
 """
 from __future__ import annotations
 
@@ -22,7 +25,7 @@ import numpy as np
 from streamwatch.assess.correlate import Correlator, is_service
 from streamwatch.assess.grade import GradePolicy
 from streamwatch.config.rules import Rule
-from streamwatch.detect.absence import AbsenceCheck
+from streamwatch.detect.absence import FELL, AbsenceCheck
 from streamwatch.detect.engine import DetectionStage, Transition
 from streamwatch.detect.table import SeriesTable
 from streamwatch.events import AlertEvent
@@ -30,9 +33,11 @@ from streamwatch.incidents.manager import IncidentManager
 from streamwatch.ingest.order import DUPLICATE, LATE, REORDERED, admit
 from streamwatch.ingest.parse import Batch
 from streamwatch.ingest.rates import to_observations
-from streamwatch.types import IncidentType
+from streamwatch.types import Floats, IncidentType, Ints
 
 __all__ = ["Pipeline", "PipelineSettings", "PipelineStats"]
+
+_LIFECYCLE, _TRANSITION, _ABSENCE = 0, 1, 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,16 +58,37 @@ class PipelineStats:
     by_level: Counter[int] = field(default_factory=Counter)
 
 
+@dataclass(slots=True)
+class _Cursor:
+    """Per-sample updates of the table, applied up to a position on demand."""
+    rows: Ints
+    value: Floats      # raw value, NaN = not admitted
+    rate: Floats       # gauge value or counter rate per minute, NaN = none
+    expected: Floats   # baseline expectation, NaN = none
+    done: int = 0
+
+    def advance(self, table: SeriesTable, upto: int) -> None:
+        a, b = self.done, upto
+        if b <= a:
+            return
+        r = self.rows[a:b]
+        for src, dst in ((self.value, table.row_value), (self.rate, table.row_rate),
+                         (self.expected, table.row_expected)):
+            v = src[a:b]
+            ok = ~np.isnan(v)
+            dst[r[ok]] = v[ok]          # in order: the last sample of a row wins
+        self.done = b
+
+
 class Pipeline:
     def __init__(self, rules: list[Rule], settings: PipelineSettings = PipelineSettings()) -> None:
         self.settings = settings
         self.table = SeriesTable()
         self.detection = DetectionStage(rules, self.table)
-        self.absence = AbsenceCheck(self.table, settings.silence_after)
+        self.absence = AbsenceCheck(settings.silence_after)
         self.correlator = Correlator(self.table, settings.grade)
         self.incidents = IncidentManager()
         self.stats = PipelineStats()
-        self._live_metric = "live"
         self.last_scores: np.ndarray = np.zeros(0)   # per sample of the last batch, NaN = unscored
 
     def process(self, batch: Batch) -> list[AlertEvent]:
@@ -73,100 +99,102 @@ class Pipeline:
         rows, created = t.lookup(batch.streams, batch.metrics)
         if created:
             self.detection.on_new_rows()
+            self.absence.add_streams(t.streams)
         sids = t.row_stream[rows]
         ts = batch.ts
         status = admit(rows, sids, ts, t.row_last_ts, t.stream_newest,
                        self.settings.allowed_lateness)
-        x, dt, valid = self._observe(rows, ts, batch.values, status)
-        self._note_first(sids, ts, status)
+        admitted = status < DUPLICATE
+        self._count(status)
+        x, dt, valid, resets = to_observations(rows, ts, batch.values, status, t.row_counter,
+                                               t.cnt_ts, t.cnt_val)
+        self.stats.counter_resets += resets
+        self._note_first(sids, ts, admitted)
         sel = np.flatnonzero(valid)
-        transitions = self.detection.run(rows[sel], ts[sel], x[sel], dt[sel])
+        transitions = self.detection.run(rows[sel], ts[sel], x[sel], dt[sel], sel)
         self.last_scores = np.full(n, np.nan)
         self.last_scores[sel] = self.detection.max_score
-        events: list[AlertEvent] = []
-        live_idx = [i for i, m in enumerate(batch.metrics) if m == self._live_metric] \
-            if self._live_metric in set(batch.metrics) else []
-        lifecycle = [(float(ts[i]), int(sids[i]), float(batch.values[i])) for i in live_idx
-                     if status[i] < DUPLICATE]
-        events.extend(self._handle(transitions, lifecycle))
-        events.extend(self._check_absence())
+        cursor = self._cursor(rows, batch.values, x, dt, valid, admitted, sel)
+        live = self._live_values(batch, admitted)
+        absence = self.absence.scan(sids, ts, admitted, live)
+        events = self._replay(transitions, absence, live, sids, ts, cursor)
+        cursor.advance(t, n)
         self.stats.samples += n
         self.stats.alerts += len(events)
         for e in events:
             self.stats.by_level[e.level] += 1
         return events
 
-    def _observe(self, rows, ts, values, status):  # type: ignore[no-untyped-def]
-        t = self.table
+    # -- vectorised bookkeeping -------------------------------------------------------------
+    def _count(self, status: Ints) -> None:
         self.stats.duplicates += int((status == DUPLICATE).sum())
         self.stats.late += int((status == LATE).sum())
         self.stats.reordered += int((status == REORDERED).sum())
-        x, dt, valid, resets = to_observations(rows, ts, values, status, t.row_counter,
-                                               t.cnt_ts, t.cnt_val)
-        self.stats.counter_resets += resets
-        ok = status < DUPLICATE
-        t.row_value[rows[ok]] = values[ok]
-        counter = t.row_counter[rows]
-        rate_ok = valid & (~counter | (dt > 0))
+
+    def _cursor(self, rows: Ints, values: Floats, x: Floats, dt: Floats, valid: np.ndarray,
+                admitted: np.ndarray, sel: Ints) -> _Cursor:
+        counter = self.table.row_counter[rows]
         rate = np.where(counter, x / np.where(dt > 0, dt, 1.0) * 60.0, x)
-        t.row_rate[rows[rate_ok]] = rate[rate_ok]
-        return x, dt, valid
+        rate[~valid | (counter & (dt <= 0))] = np.nan
+        expected = np.full(len(rows), np.nan)
+        expected[sel] = self.detection.expected
+        return _Cursor(rows, np.where(admitted, values, np.nan), rate, expected)
 
-    def _note_first(self, sids, ts, status) -> None:  # type: ignore[no-untyped-def]
+    def _note_first(self, sids: Ints, ts: Floats, admitted: np.ndarray) -> None:
         first = self.table.stream_first
-        fresh = np.isnan(first[sids]) & (status < DUPLICATE)
-        if fresh.any():
-            for s, t0 in zip(sids[fresh].tolist(), ts[fresh].tolist()):
-                if first[s] != first[s] or t0 < first[s]:
-                    first[s] = t0
+        fresh = np.isnan(first[sids]) & admitted
+        for s, t0 in zip(sids[fresh].tolist(), ts[fresh].tolist()):
+            if first[s] != first[s] or t0 < first[s]:
+                first[s] = t0
 
-    def _handle(self, transitions: list[Transition],
-                lifecycle: list[tuple[float, int, float]]) -> list[AlertEvent]:
-        """Transitions and on-air changes, interleaved in event-time order."""
-        items: list[tuple[float, int, object]] = [(tr.ts, 1, tr) for tr in transitions]
-        items += [(ts, 0, (sid, v)) for ts, sid, v in lifecycle]
+    @staticmethod
+    def _live_values(batch: Batch, admitted: np.ndarray) -> Floats:
+        live = np.full(len(batch), np.nan)
+        if "live" in batch.metrics:
+            idx = [i for i, m in enumerate(batch.metrics) if m == "live"]
+            live[idx] = batch.values[idx]
+            live[~admitted] = np.nan
+        return live
+
+    # -- the rare path, in arrival order ----------------------------------------------------
+    def _replay(self, transitions: list[Transition],
+                absence: list[tuple[int, int, int, float, float]],
+                live: Floats, sids: Ints, ts: Floats, cursor: _Cursor) -> list[AlertEvent]:
+        items: list[tuple[int, int, object]] = [(tr.index, _TRANSITION, tr) for tr in transitions]
+        items += [(a[0], _ABSENCE, a[1:]) for a in absence]
+        items += [(int(i), _LIFECYCLE, None) for i in np.flatnonzero(~np.isnan(live))]
         items.sort(key=lambda it: (it[0], it[1]))
         events: list[AlertEvent] = []
-        for ts, kind, obj in items:
-            if kind == 0:
-                sid, v = obj  # type: ignore[misc]
-                events.extend(self._lifecycle(ts, sid, v))
-            else:
+        for i, what, obj in items:
+            cursor.advance(self.table, i + 1)
+            if what == _LIFECYCLE:
+                events.extend(self._lifecycle(float(ts[i]), int(sids[i]), float(live[i]), i))
+            elif what == _TRANSITION:
                 tr: Transition = obj  # type: ignore[assignment]
                 self.correlator.apply(tr)
-                events.extend(self._reassess(tr.stream, ts))
+                events.extend(self._reassess(tr.stream, tr.ts))
+            else:
+                sid, kind, when, newest = obj  # type: ignore[misc]
+                stream = self.table.streams[sid]
+                self.correlator.set_silent(stream, when, kind == FELL, newest)
+                events.extend(self._reassess(stream, when))
         return events
 
-    def _lifecycle(self, ts: float, sid: int, value: float) -> list[AlertEvent]:
+    def _lifecycle(self, ts: float, sid: int, value: float, index: int) -> list[AlertEvent]:
         t = self.table
         was = int(t.stream_live[sid])
         now = 1 if value > 0 else 0
         t.stream_live[sid] = now
         stream = t.streams[sid]
         if now == 0 and was != 0:          # goodbye: whatever was open is over
-            self.detection.end_stream(sid, ts)
+            self.detection.end_stream(sid, ts, index)
             self.correlator.clear_stream(stream)
             return self.incidents.resolve_stream(stream, ts)
         if now == 1 and was == 0:          # a new broadcast: learn it afresh
-            self.detection.end_stream(sid, ts)
+            self.detection.end_stream(sid, ts, index)
             self.correlator.clear_stream(stream)
             t.stream_first[sid] = ts
         return []
-
-    def _check_absence(self) -> list[AlertEvent]:
-        watermark, fell, back = self.absence.check()
-        events: list[AlertEvent] = []
-        t = self.table
-        for sid in fell:
-            stream = t.streams[sid]
-            self.correlator.set_silent(stream, watermark, True, float(t.stream_newest[sid]))
-            events.extend(self._reassess(stream, watermark))
-        for sid in back:
-            stream = t.streams[sid]
-            newest = float(t.stream_newest[sid])
-            self.correlator.set_silent(stream, newest, False, newest)
-            events.extend(self._reassess(stream, newest))
-        return events
 
     def _reassess(self, stream: str, ts: float) -> list[AlertEvent]:
         graded = self.correlator.assess(stream, ts)

@@ -68,7 +68,7 @@ def test_same_seed_same_session_and_different_seed_differs() -> None:
 
 
 def test_samples_is_a_lazy_generator_in_default_epoch() -> None:
-    sim = Simulator(seed=9, rooms=30, minutes=24 * 60)
+    sim = Simulator(seed=9, rooms=30, minutes=6 * 60)
     gen = sim.samples()
     assert isinstance(gen, types.GeneratorType)
     first = [next(gen) for _ in range(2000)]

@@ -52,9 +52,11 @@ class BaselineParams(BaseModel):
     z_min: float = Field(default=4.0, gt=0)
     floor: float = Field(default=0.02, ge=0)
     protect: float = Field(default=0.05, ge=0, le=1)
+    ramp: float = 600.0              # a young series learns unprotected: its ramp-up is normal
+    adapt: float = 900.0             # an anomaly lasting longer is learnt as the new normal
     counter: bool = False            # set by the registry for *_total metrics
 
-    @field_validator("window", "fast", "warmup", mode="before")
+    @field_validator("window", "fast", "warmup", "ramp", "adapt", mode="before")
     @classmethod
     def _dur(cls, v: object) -> float:
         return parse_duration(v)
@@ -69,9 +71,9 @@ class BaselineParams(BaseModel):
 
 
 @nb.njit(cache=True, nogil=True)
-def _kernel(rows, ts, x, dt, slow, fast, spread, first, last, out_score, out_exp, out_lvl,
-            out_obs, h_slow, h_fast, warmup, z_min, floor, protect, counter, dir_sign,
-            thr, thr_lvl):
+def _kernel(rows, ts, x, dt, slow, fast, spread, first, last, anom_since, out_score, out_exp,
+            out_lvl, out_obs, h_slow, h_fast, warmup, z_min, floor, protect, ramp, adapt,
+            counter, dir_sign, thr, thr_lvl):
     for i in range(len(rows)):
         r = rows[i]
         t = ts[i]
@@ -148,8 +150,16 @@ def _kernel(rows, ts, x, dt, slow, fast, spread, first, last, out_score, out_exp
         out_exp[i] = base
         out_lvl[i] = lvl
         out_obs[i] = f
-        # learn (protected: an anomalous sample barely moves the baseline)
-        k = protect if lvl > 0 else 1.0
+        # learn (protected: an anomalous sample barely moves the baseline, unless the series is
+        # still ramping up or the change has lasted long enough to be the new normal)
+        k = 1.0
+        if lvl > 0:
+            if np.isnan(anom_since[r]):
+                anom_since[r] = t
+            if age >= ramp and t - anom_since[r] < adapt:
+                k = protect
+        else:
+            anom_since[r] = np.nan
         slow[r] = base + k * a_s * (v - base)
         if lvl == 0:
             spread[r] = spread[r] + a_s * (abs(dev) - spread[r])
@@ -168,7 +178,7 @@ class RobustBaseline:
         self._dir = {"up": 1, "down": -1, "both": 0}[params.direction]
         self.n = 0
         self.slow = np.zeros(0); self.fast = np.zeros(0); self.spread = np.zeros(0)
-        self.first = np.zeros(0); self.last = np.zeros(0)
+        self.first = np.zeros(0); self.last = np.zeros(0); self.anom_since = np.zeros(0)
 
     def resize(self, n_rows: int) -> None:
         if n_rows <= self.n:
@@ -177,7 +187,7 @@ class RobustBaseline:
             out = np.full(n_rows, fill); out[: len(a)] = a; return out
         self.slow = grow(self.slow, 0.0); self.fast = grow(self.fast, 0.0)
         self.spread = grow(self.spread, 0.0); self.first = grow(self.first, np.nan)
-        self.last = grow(self.last, np.nan)
+        self.last = grow(self.last, np.nan); self.anom_since = grow(self.anom_since, np.nan)
         self.n = n_rows
 
     def update_many(self, rows: Ints, ts: Floats, x: Floats, dt: Floats,
@@ -187,9 +197,11 @@ class RobustBaseline:
         obs = np.empty(n)
         p = self.params
         _kernel(rows, ts, x, dt, self.slow, self.fast, self.spread, self.first, self.last,
-                score, exp, lvl, obs, p.window, p.fast, p.warmup, p.z_min,
-                p.floor, p.protect, p.counter, self._dir, self._thr, self._thr_lvl)
+                self.anom_since, score, exp, lvl, obs, p.window, p.fast, p.warmup, p.z_min,
+                p.floor, p.protect, p.ramp, p.adapt, p.counter, self._dir, self._thr,
+                self._thr_lvl)
         return Scores(score, exp, lvl, obs)
 
     def reset(self, rows: Ints) -> None:
         self.first[rows] = np.nan
+        self.anom_since[rows] = np.nan

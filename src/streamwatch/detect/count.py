@@ -21,7 +21,8 @@ a room selling 100 a minute builds evidence in seconds, one selling 1 a minute i
   hold `min_excess` more events than expected: "several-fold AND several events".
 
 Exposure is elapsed time, or with `per = "<metric>"` the counted increments of another counter of
-the same stream: orders per product click. A lull in clicks (a product switch, the goodbye) then
+the same stream (orders per product click), or a gauge integrated over time (comments per
+viewer-minute). A lull in clicks (a product switch, the goodbye) then
 lowers the expected orders with it, and only a funnel break - clicks go on, orders do not - fires.
 The expected rate learns only while no evidence is building, so an incident is not learnt first.
 
@@ -60,6 +61,14 @@ class CountParams(BaseModel):
     min_events: float = Field(default=5.0, ge=0)   # events learnt before judging
     min_excess: float = Field(default=4.0, ge=0)   # "up": at least this many extra events
     per: str | None = None
+    per_gauge: bool = False      # set by the registry: `per` is a gauge (exposure = value x time)
+    ramp: float = 600.0          # a young series learns freely: its ramp-up is normal
+    adapt: float = 900.0         # evidence building for longer: learnt as the new normal
+
+    @field_validator("ramp", "adapt", mode="before")
+    @classmethod
+    def _dur2(cls, v: object) -> float:
+        return parse_duration(v)
 
     @field_validator("window", "warmup", mode="before")
     @classmethod
@@ -81,22 +90,41 @@ class CountParams(BaseModel):
 
 
 @nb.njit(cache=True, nogil=True)
-def _kernel(rows, ts, x, dt, role, has_per, up, num, den, last, first, events, cusum, e_run,
-            n_run, ln_ratio, ratio_m1, half_life, warmup, min_events, min_excess, thr, thr_lvl,
+def _kernel(rows, ts, x, dt, role, has_per, per_gauge, up, num, den, last, first, events, cusum, e_run,
+            n_run, pending, last_lvl, last_score, run_since, ramp, adapt, ln_ratio, ratio_m1, half_life, warmup,
+            min_events, min_excess, thr, thr_lvl,
             out_score, out_exp, out_lvl, out_obs):
     for i in range(len(rows)):
         r = rows[i]
         t = ts[i]
-        if has_per:
-            is_num = role[i] == 0
-            inc_n = x[i] if is_num else 0.0
-            inc_d = x[i] if not is_num else 0.0
-        else:
-            inc_n = x[i]
-            inc_d = dt[i]
         if np.isnan(first[r]):
             first[r] = t
             last[r] = t
+        if has_per:
+            if role[i] == 1:
+                # exposure waits for the numerator's report covering the same interval: clicks
+                # reported a moment before the orders of the same tick are not missing orders
+                if per_gauge:
+                    pending[r] = x[i]           # the gauge's latest level
+                else:
+                    pending[r] += x[i]
+                out_score[i] = last_score[r]
+                out_lvl[i] = last_lvl[r]
+                out_exp[i] = e_run[r]
+                out_obs[i] = n_run[r]
+                if t > last[r]:
+                    last[r] = t
+                continue
+            inc_n = x[i]
+            if per_gauge:
+                # exposure over exactly the numerator's interval: gauge level x its length
+                inc_d = pending[r] * dt[i] / 60.0
+            else:
+                inc_d = pending[r]
+                pending[r] = 0.0
+        else:
+            inc_n = x[i]
+            inc_d = dt[i]
         rate = num[r] / den[r] if den[r] > 0.0 else 0.0
         ready = (t - first[r]) >= warmup and events[r] >= min_events and rate > 0.0
         lvl = 0
@@ -108,7 +136,10 @@ def _kernel(rows, ts, x, dt, role, has_per, up, num, den, last, first, events, c
                 cusum[r] = 0.0
                 e_run[r] = 0.0
                 n_run[r] = 0.0
+                run_since[r] = np.nan
             else:
+                if np.isnan(run_since[r]):
+                    run_since[r] = t
                 cusum[r] = min(s, 3.0 * thr[0])      # bounded memory: recovery clears it soon
                 e_run[r] += e
                 n_run[r] += inc_n
@@ -120,11 +151,15 @@ def _kernel(rows, ts, x, dt, role, has_per, up, num, den, last, first, events, c
                         break
             score = 1.0 - np.exp(-s / thr[len(thr) - 1])
         out_score[i] = score
+        last_score[r] = score
+        last_lvl[r] = lvl
         out_exp[i] = e_run[r] if ready else np.nan
         out_obs[i] = n_run[r] if ready else np.nan
         out_lvl[i] = lvl
-        # learn the expected rate only while no evidence of a change is building
-        if cusum[r] < 0.5 * thr[len(thr) - 1]:
+        # learn the expected rate only while no evidence of a change is building - except while
+        # the series is young, or once the change has lasted long enough to be the new normal
+        if (cusum[r] < 0.5 * thr[len(thr) - 1] or t - first[r] < ramp
+                or t - run_since[r] > adapt):
             d = np.exp(-(t - last[r]) * LN2 / half_life) if t > last[r] else 1.0
             num[r] = num[r] * d + inc_n
             den[r] = den[r] * d + inc_d
@@ -136,7 +171,8 @@ def _kernel(rows, ts, x, dt, role, has_per, up, num, den, last, first, events, c
 class PoissonCount:
     method: ClassVar[str] = "count"
     Params: ClassVar[type[BaseModel]] = CountParams
-    _STATE = ("num", "den", "last", "first", "events", "cusum", "e_run", "n_run")
+    _STATE = ("num", "den", "last", "first", "events", "cusum", "e_run", "n_run", "pending",
+              "last_lvl", "last_score", "run_since")
 
     def __init__(self, params: CountParams) -> None:
         self.params = params
@@ -148,14 +184,14 @@ class PoissonCount:
         self._lvl = np.array([k for k, _ in items], np.int64)
         self.n = 0
         for k in self._STATE:
-            setattr(self, k, np.full(0, np.nan if k in ("first", "last") else 0.0))
+            setattr(self, k, np.full(0, np.nan if k in ("first", "last", "run_since") else 0.0))
 
     def resize(self, n_rows: int) -> None:
         if n_rows <= self.n:
             return
         for k in self._STATE:
             old = getattr(self, k)
-            new = np.full(n_rows, np.nan if k in ("first", "last") else 0.0)
+            new = np.full(n_rows, np.nan if k in ("first", "last", "run_since") else 0.0)
             new[: len(old)] = old
             setattr(self, k, new)
         self.n = n_rows
@@ -167,12 +203,13 @@ class PoissonCount:
         if role is None:
             role = np.zeros(n, np.int64)
         score = np.empty(n); exp = np.empty(n); lvl = np.empty(n, np.int64); obs = np.empty(n)
-        _kernel(rows, ts, x, dt, role, p.per is not None, p.direction == "up", self.num,
+        _kernel(rows, ts, x, dt, role, p.per is not None, p.per_gauge, p.direction == "up", self.num,
                 self.den, self.last, self.first, self.events, self.cusum, self.e_run, self.n_run,
+                self.pending, self.last_lvl, self.last_score, self.run_since, p.ramp, p.adapt,
                 float(np.log(p.ratio)), p.ratio - 1.0, p.window, p.warmup, p.min_events,
                 p.min_excess, self._thr, self._lvl, score, exp, lvl, obs)
         return Scores(score, exp, lvl, obs)
 
     def reset(self, rows: Ints) -> None:
         for k in self._STATE:
-            getattr(self, k)[rows] = np.nan if k in ("first", "last") else 0.0
+            getattr(self, k)[rows] = np.nan if k in ("first", "last", "run_since") else 0.0

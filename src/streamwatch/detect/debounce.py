@@ -27,7 +27,8 @@ def _kernel(rows, ts, lvl, since, last_anom, active, act_lvl, min_dur, clear_aft
         t = ts[i]
         L = lvl[i]
         if L > 0:
-            if not active[r] and (np.isnan(since[r]) or t - last_anom[r] > 0.5 * min_dur):
+            # a new run, unless this continues one (a silence longer than clear_after also ends it)
+            if not active[r] and (np.isnan(since[r]) or t - last_anom[r] > clear_after):
                 since[r] = t
             last_anom[r] = t
             if not active[r]:

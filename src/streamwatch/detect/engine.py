@@ -25,6 +25,7 @@ __all__ = ["Transition", "DetectionStage", "ONSET", "WORSE", "CLEAR"]
 class Transition:
     """A rule's anomaly on one stream started (ONSET), worsened (WORSE) or ended (CLEAR)."""
     ts: float
+    index: int          # position in the batch of the sample that caused it (arrival order)
     stream: str
     metric: str
     rule: Rule
@@ -74,14 +75,17 @@ class DetectionStage:
             self.debouncers[i].resize(size)
         self._bound_rows = n
 
-    def run(self, rows: Ints, ts: Floats, x: Floats, dt: Floats) -> list[Transition]:
+    def run(self, rows: Ints, ts: Floats, x: Floats, dt: Floats, positions: Ints
+            ) -> list[Transition]:
         """Every rule over the batch (already admitted, in arrival order); transitions in order.
 
-        `self.max_score` is left holding, per sample, the highest score any rule gave it (NaN
-        where no rule scored it): replay's `--scores` output and the live view read it."""
+        Left behind per sample: `max_score`, the highest score any rule gave it (NaN where none:
+        replay's `--scores` and the live view read it), and `expected`, its series' baseline
+        expectation (NaN where none: impact grading reads it, as of each transition)."""
         out: list[Transition] = []
         table = self.table
         self.max_score = np.full(len(rows), np.nan)
+        self.expected = np.full(len(rows), np.nan)
         for i, rule in enumerate(self.rules):
             rr = self.bind[i][rows]
             sel = np.flatnonzero(rr >= 0)
@@ -93,23 +97,24 @@ class DetectionStage:
             prev = self.max_score[sel]
             self.max_score[sel] = np.where(np.isnan(prev), scores.score,
                                            np.maximum(prev, scores.score))
-            own = role == 0
-            if own.any():
-                exp = scores.expected[own]
+            own = sel[role == 0]
+            if len(own):
+                exp = scores.expected[role == 0]
                 ok = ~np.isnan(exp)
-                table.row_expected[rows[sel][own][ok]] = exp[ok]
+                self.expected[own[ok]] = exp[ok]
             idx, kind, lvl = self.debouncers[i].update_many(r_rows, ts[sel], scores.level)
             obs = scores.observed if scores.observed is not None else x[sel]
             for j, k, lv in zip(idx.tolist(), kind.tolist(), lvl.tolist()):
                 series = int(rows[sel[j]])
                 stream, metric = table.keys[series]
-                out.append(Transition(float(ts[sel[j]]), stream, rule.metric if rule.metric != "*"
-                                      else metric, rule, k, lv, float(scores.score[j]),
-                                      float(obs[j]), float(scores.expected[j])))
-        out.sort(key=lambda t: t.ts)
+                out.append(Transition(float(ts[sel[j]]), int(positions[sel[j]]), stream,
+                                      rule.metric if rule.metric != "*" else metric, rule, k, lv,
+                                      float(scores.score[j]), float(obs[j]),
+                                      float(scores.expected[j])))
+        out.sort(key=lambda t: t.index)     # stable: same sample -> rule order
         return out
 
-    def end_stream(self, sid: int, ts: float) -> list[Transition]:
+    def end_stream(self, sid: int, ts: float, index: int) -> list[Transition]:
         """Stream went off air or restarted: active anomalies end, learnt state is forgotten."""
         out = []
         stream = self.table.streams[sid]
@@ -123,6 +128,7 @@ class DetectionStage:
             if len(rows) == 0:
                 continue
             for _ in self.debouncers[i].force_clear(rows):
-                out.append(Transition(ts, stream, rule.metric, rule, CLEAR, 0, 0.0, np.nan, np.nan))
+                out.append(Transition(ts, index, stream, rule.metric, rule, CLEAR, 0, 0.0, np.nan,
+                                      np.nan))
             self.detectors[i].reset(rows)
         return out

@@ -33,6 +33,9 @@ METHODS: dict[str, type] = _methods()
 def _params_input(rule: Rule) -> dict[str, object]:
     data: dict[str, object] = {"levels": rule.levels, "direction": rule.direction, **rule.extra()}
     data.setdefault("counter", is_counter(rule.metric))
+    per = rule.extra().get("per")
+    if isinstance(per, str):
+        data.setdefault("per_gauge", not is_counter(per))
     return data
 
 

@@ -230,8 +230,10 @@ def _from_obj(obj: Any, pos: int, kind: Literal["index", "line"], struct: type,
 
 
 def _syntax_error(err: json.JSONDecodeError, with_line: bool) -> tuple[str, str]:
-    """(best-guess field, sentence) for a JSON syntax error; the guess is the last key before it."""
-    keys = _KEY.findall(err.doc, max(0, err.pos - 2000), err.pos)
+    """(best-guess field, sentence) for a JSON syntax error: the last key of the object it is in."""
+    opened = err.doc.rfind("{", 0, err.pos)
+    inside = opened > err.doc.rfind("}", 0, err.pos)
+    keys = _KEY.findall(err.doc, max(opened, err.pos - 2000), err.pos) if inside else []
     where = f" near field {keys[-1]!r}" if keys else ""
     at = f"line {err.lineno} column {err.colno}" if with_line else f"column {err.colno}"
     return (keys[-1] if keys else ""), f"not valid JSON at {at}{where}: {err.msg}"
@@ -437,8 +439,8 @@ def parse_json_array(data: bytes, *, now: float, limits: Limits = Limits()) -> P
         except (msgspec.ValidationError, msgspec.DecodeError):  # NaN literals, 1e999, broken JSON
             try:
                 objs = json.loads(data.decode("utf-8"))
-            except UnicodeDecodeError:
-                return _fatal(1, "", "body is not UTF-8")
+            except UnicodeDecodeError as e:
+                return _fatal(data.count(b"\n", 0, e.start) + 1, "", "body is not UTF-8")
             except json.JSONDecodeError as e:
                 return _fatal(e.lineno, *_syntax_error(e, True))
         if not isinstance(objs, list):

@@ -79,10 +79,11 @@ def plan_artifacts(rng: np.random.Generator, sc: Scenario) -> ArtifactPlan:
     for ev in sc.events:
         if ev.type == "stream_outage" and ev.params.get("silent"):
             plan.silences.setdefault(ev.stream, []).append((ev.start, ev.end))
+    events = sc.by_stream()
     for room in sc.rooms:
         hours = (room.end - room.start) / 3600.0
-        troubled = [(e.start - 60.0, e.reach + 60.0) for e in sc.events
-                    if e.stream == room.stream and e.category in ("incident", "internal")]
+        troubled = [(e.start - 60.0, e.reach + 60.0) for e in events.get(room.stream, [])
+                    if e.category in ("incident", "internal")]
         data = [s for s in ROOM_COLLECTORS if s.name != "lifecycle"]
         for _ in range(int(rng.poisson(hours * 0.7))):
             spec = data[int(rng.integers(len(data)))]

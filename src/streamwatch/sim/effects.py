@@ -18,7 +18,7 @@ from streamwatch.types import Bools, Floats
 
 __all__ = [
     "Event", "RoomEffects", "ServiceEffects", "envelope", "ramp_factor", "goodbye_factor",
-    "ROOM_EFFECTS", "SERVICE_EFFECTS",
+    "ROOM_EFFECTS", "SERVICE_EFFECTS", "ActiveEvents",
 ]
 
 
@@ -258,3 +258,24 @@ def _service_degradation(fx: ServiceEffects, t: Floats, ev: Event) -> None:
 SERVICE_EFFECTS: dict[str, Callable[[ServiceEffects, Floats, Event], None]] = {
     "checkout_broken": _service_checkout_broken, "service_degradation": _service_degradation,
 }
+
+
+class ActiveEvents:
+    """Events touching a moving chunk window, without rescanning a long session's history.
+
+    Chunks advance monotonically, so events (sorted by start) are admitted once and dropped once
+    their reach has passed: O(events) over a whole session instead of O(events x chunks).
+    """
+    __slots__ = ("_pending", "_next", "_active")
+
+    def __init__(self, events: list[Event]) -> None:
+        self._pending = sorted(events, key=lambda e: e.start)
+        self._next = 0
+        self._active: list[Event] = []
+
+    def window(self, a: float, b: float) -> list[Event]:
+        while self._next < len(self._pending) and self._pending[self._next].start < b:
+            self._active.append(self._pending[self._next])
+            self._next += 1
+        self._active = [e for e in self._active if e.reach > a]
+        return self._active

@@ -18,7 +18,7 @@ import numpy as np
 
 from streamwatch.sim.artifacts import ArtifactPlan, CollectorPlan
 from streamwatch.sim.collectors import METRIC_INDEX, ROOM_COLLECTORS, CollectorSpec, Grid
-from streamwatch.sim.effects import ROOM_EFFECTS, Event, RoomEffects
+from streamwatch.sim.effects import ROOM_EFFECTS, ActiveEvents, Event, RoomEffects
 from streamwatch.sim.profiles import RoomProfile
 from streamwatch.types import Floats, Ints
 
@@ -83,7 +83,7 @@ class RoomRuntime:
     def __init__(self, room: RoomProfile, events: list[Event], plan: ArtifactPlan,
                  rng: np.random.Generator, session_s: float) -> None:
         self.room, self.rng, self.session_s = room, rng, session_s
-        self.events = [e for e in events if e.stream == room.stream]
+        self.events = ActiveEvents([e for e in events if e.stream == room.stream])
         self.plan = plan
         self.silences = plan.silences.get(room.stream, [])
         self.viewers: float | None = None
@@ -98,7 +98,7 @@ class RoomRuntime:
         t = a + np.arange(n) + 0.5
         on = room.on_air(t)
         fx = RoomEffects(n, room.base_tau_s)
-        for ev in self.events:
+        for ev in self.events.window(a, b):
             if ev.start < b and ev.reach > a:
                 ROOM_EFFECTS[ev.type](fx, t, ev)
         base = room.peak * room.wander(t) * on

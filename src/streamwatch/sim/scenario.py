@@ -49,8 +49,12 @@ class Scenario:
         return sorted((e for e in self.events if e.category == "incident"),
                       key=lambda e: (e.start, e.stream))
 
-    def room_events(self, stream: str) -> list[Event]:
-        return sorted((e for e in self.events if e.stream == stream), key=lambda e: e.start)
+    def by_stream(self) -> dict[str, list[Event]]:
+        """Every stream's events sorted by start (one pass, for per-stream consumers)."""
+        out: dict[str, list[Event]] = {}
+        for e in sorted(self.events, key=lambda e: (e.start, e.type)):
+            out.setdefault(e.stream, []).append(e)
+        return out
 
     # --- noise-free baseline ---------------------------------------------------------------
     def _lifecycle(self, room: RoomProfile, t: float) -> float:

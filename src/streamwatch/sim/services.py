@@ -11,7 +11,7 @@ import numpy as np
 
 from streamwatch.sim.artifacts import ArtifactPlan
 from streamwatch.sim.collectors import SERVICE_COLLECTOR
-from streamwatch.sim.effects import SERVICE_EFFECTS, Event, ServiceEffects
+from streamwatch.sim.effects import SERVICE_EFFECTS, ActiveEvents, Event, ServiceEffects
 from streamwatch.sim.profiles import ServiceProfile
 from streamwatch.sim.rooms import Batch, collect, deliver
 from streamwatch.types import Floats
@@ -27,7 +27,7 @@ class ServiceRuntime:
     def __init__(self, svc: ServiceProfile, events: list[Event], plan: ArtifactPlan,
                  rng: np.random.Generator, session_s: float, typical_load: float) -> None:
         self.svc, self.rng, self.session_s = svc, rng, session_s
-        self.events = [e for e in events if e.stream == svc.stream]
+        self.events = ActiveEvents([e for e in events if e.stream == svc.stream])
         self.cp = plan.plans.get((svc.stream, SERVICE_COLLECTOR.name))
         self.typical = max(typical_load, 1e-9)
         self.level: float | None = None
@@ -47,7 +47,7 @@ class ServiceRuntime:
         n = b - a
         t = a + np.arange(n) + 0.5
         fx = ServiceEffects(n)
-        for ev in self.events:
+        for ev in self.events.window(a, b):
             if ev.start < b and ev.reach > a:
                 SERVICE_EFFECTS[ev.type](fx, t, ev)
         rel = self._smoothed(orders if svc.load == "orders" else audience) / self.typical

@@ -72,11 +72,12 @@ class Simulator:
 
     def _runtimes(self) -> tuple[list[RoomRuntime], list[ServiceRuntime]]:
         sc = self._scenario
-        rooms = [RoomRuntime(r, sc.events, self._artifacts, self._rng(2, i), sc.session_s)
-                 for i, r in enumerate(sc.rooms)]
+        ev = sc.by_stream()
+        rooms = [RoomRuntime(r, ev.get(r.stream, []), self._artifacts, self._rng(2, i),
+                             sc.session_s) for i, r in enumerate(sc.rooms)]
         orders, viewers = _typical_load(sc)
-        services = [ServiceRuntime(s, sc.events, self._artifacts, self._rng(3, i), sc.session_s,
-                                   orders if s.load == "orders" else viewers)
+        services = [ServiceRuntime(s, ev.get(s.stream, []), self._artifacts, self._rng(3, i),
+                                   sc.session_s, orders if s.load == "orders" else viewers)
                     for i, s in enumerate(sc.services)]
         return rooms, services
 
