@@ -5,10 +5,12 @@ so `parse_ndjson` must sustain >= 1.5 M valid samples/s. A `json.loads`-per-line
 the same columns is printed as the reference a naive implementation would reach.
 
     PYTHONPATH=src .venv/bin/python benchmarks/parse_speed.py [--samples 500000] [--repeat 3]
+                                                             [--bad-every N]
 
 Input is generated in memory (no disk): 200 rooms and a few `svc:` streams, the catalogue's
 metrics, 1-60 s cadences, a label set on about one sample in ten, cut in 4 MiB chunks on line
-ends exactly like `iter_ndjson_file` does. Best of `--repeat` runs is reported.
+ends exactly like `iter_ndjson_file` does. Best of `--repeat` runs is reported. `--bad-every N`
+turns every Nth line into a `NaN`-literal sample, to see what the tolerant path costs.
 """
 from __future__ import annotations
 
@@ -74,7 +76,7 @@ def _reference(parts: list[tuple[bytes, int]]) -> int:
                 continue
             o = json.loads(line)
             v, t = o["value"], o["ts"]
-            if isinstance(v, bool) or not math.isfinite(v) or not 946684800.0 <= t:
+            if isinstance(v, bool) or not math.isfinite(v) or not 946684800.0 <= t:  # NaN: dropped
                 continue
             streams.append(o["stream"]), metrics.append(o["metric"])
             ts.append(t), values.append(v), labels.append(o.get("labels"))
@@ -92,15 +94,20 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--samples", type=int, default=500_000)
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--bad-every", type=int, default=0)
     args = ap.parse_args()
-    parts = chunks(make_lines(args.samples))
+    lines = make_lines(args.samples)
+    if args.bad_every:
+        bad = b'{"stream":"room-001","metric":"viewers","ts":1714557600.0,"value":NaN}'
+        lines[args.bad_every - 1::args.bad_every] = [bad] * len(lines[args.bad_every - 1::args.bad_every])
+    parts = chunks(lines)
     for name, fn in (("parse_ndjson", _ours), ("json.loads per line", _reference)):
         best = math.inf
         for _ in range(args.repeat):
             t = time.perf_counter()
             got = fn(parts)
             best = min(best, time.perf_counter() - t)
-        assert got == args.samples, (name, got)
+        assert got == args.samples - (args.samples // args.bad_every if args.bad_every else 0), got
         print(f"{name:>20}: {args.samples / best / 1e6:6.2f} M samples/s  ({best * 1e3:.0f} ms)")
 
 

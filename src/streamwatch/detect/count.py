@@ -15,7 +15,8 @@ a room selling 100 a minute builds evidence in seconds, one selling 1 a minute i
 * direction "down" (orders stopped; `ratio` default 0.1): each expected-but-missing event adds
   0.9, so `levels` are given in *expected events missing* (10 = "ten orders should have come and
   none did", P = e^-10) and turned into evidence internally. A trickle of orders delays, not
-  prevents, detection.
+  prevents, detection; but the run must also show at most `max_fraction` of what was expected,
+  so a big room's mild dip (significant only because its counts are huge) is not a collapse.
 * direction "up" (complaint surge; `ratio` default 4): `levels` are evidence in nats (5 = the
   counts are e^5 ~ 150 times likelier under a x4 surge than under normal), and the run must also
   hold `min_excess` more events than expected: "several-fold AND several events".
@@ -60,6 +61,7 @@ class CountParams(BaseModel):
     warmup: float = 300.0
     min_events: float = Field(default=5.0, ge=0)   # events learnt before judging
     min_excess: float = Field(default=4.0, ge=0)   # "up": at least this many extra events
+    max_fraction: float = Field(default=0.5, gt=0, le=1)  # "down": at most this share observed
     per: str | None = None
     per_gauge: bool = False      # set by the registry: `per` is a gauge (exposure = value x time)
     ramp: float = 600.0          # a young series learns freely: its ramp-up is normal
@@ -91,7 +93,7 @@ class CountParams(BaseModel):
 
 @nb.njit(cache=True, nogil=True)
 def _kernel(rows, ts, x, dt, role, has_per, per_gauge, up, num, den, last, first, events, cusum, e_run,
-            n_run, pending, last_lvl, last_score, run_since, ramp, adapt, ln_ratio, ratio_m1, half_life, warmup,
+            n_run, pending, last_lvl, last_score, run_since, ramp, adapt, max_fraction, ln_ratio, ratio_m1, half_life, warmup,
             min_events, min_excess, thr, thr_lvl,
             out_score, out_exp, out_lvl, out_obs):
     for i in range(len(rows)):
@@ -144,7 +146,8 @@ def _kernel(rows, ts, x, dt, role, has_per, per_gauge, up, num, den, last, first
                 e_run[r] += e
                 n_run[r] += inc_n
             s = cusum[r]
-            if not up or n_run[r] - e_run[r] >= min_excess:
+            if (up and n_run[r] - e_run[r] >= min_excess) or (
+                    not up and n_run[r] <= max_fraction * e_run[r]):
                 for k in range(len(thr)):
                     if s >= thr[k]:
                         lvl = thr_lvl[k]
@@ -161,7 +164,14 @@ def _kernel(rows, ts, x, dt, role, has_per, per_gauge, up, num, den, last, first
         if (cusum[r] < 0.5 * thr[len(thr) - 1] or t - first[r] < ramp
                 or t - run_since[r] > adapt):
             d = np.exp(-(t - last[r]) * LN2 / half_life) if t > last[r] else 1.0
-            num[r] = num[r] * d + inc_n
+            learn_n = inc_n
+            if not up and rate > 0.0:
+                # a lottery or flash sale multiplies counts for minutes; learnt as is, it would
+                # make the normal that follows look like a collapse. Winsorise it.
+                cap = 3.0 * rate * inc_d + 3.0
+                if learn_n > cap:
+                    learn_n = cap
+            num[r] = num[r] * d + learn_n
             den[r] = den[r] * d + inc_d
             events[r] += inc_n
         if t > last[r]:
@@ -206,7 +216,7 @@ class PoissonCount:
         _kernel(rows, ts, x, dt, role, p.per is not None, p.per_gauge, p.direction == "up", self.num,
                 self.den, self.last, self.first, self.events, self.cusum, self.e_run, self.n_run,
                 self.pending, self.last_lvl, self.last_score, self.run_since, p.ramp, p.adapt,
-                float(np.log(p.ratio)), p.ratio - 1.0, p.window, p.warmup, p.min_events,
+                p.max_fraction, float(np.log(p.ratio)), p.ratio - 1.0, p.window, p.warmup, p.min_events,
                 p.min_excess, self._thr, self._lvl, score, exp, lvl, obs)
         return Scores(score, exp, lvl, obs)
 

@@ -22,8 +22,9 @@ from streamwatch.sim.profiles import RoomProfile, ServiceProfile, draw_rooms, dr
 
 __all__ = ["Scenario", "Impact", "plan_scenario"]
 
-GAP_S = 240.0           # clean data kept between two incidents of one room
-EVENT_MARGIN_S = 120.0  # clean data kept between a normal event and an incident
+GAP_S = 300.0           # clean data kept between two incidents of one room
+LEAD_S = 300.0          # clean data before an incident: no normal event ends closer to its onset
+TRAIL_S = 120.0         # ... and none starts sooner after its recovery
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,8 +83,11 @@ class Scenario:
         return room.complaint_floor_pm + room.complaint_per_order * self.orders_pm(room, t)
 
 
-def _free(busy: list[tuple[float, float]], s: float, e: float, gap: float) -> bool:
-    return all(e + gap <= bs or s >= be + gap for bs, be in busy)
+def _free(busy: list[tuple[float, float]], s: float, e: float, gap: float,
+          after: float | None = None) -> bool:
+    """[s, e) keeps `gap` s before every busy span and `after` (default `gap`) s after it."""
+    after = gap if after is None else after
+    return all(e + gap <= bs or s >= be + after for bs, be in busy)
 
 
 def _lifecycle_events(rng: np.random.Generator, sc: Scenario) -> dict[str, tuple[float, float]]:
@@ -96,7 +100,7 @@ def _lifecycle_events(rng: np.random.Generator, sc: Scenario) -> dict[str, tuple
             dur = min(d.duration, 0.3 * (room.end - room.start))
             sc.events.append(Event("normal", "ramp_up", room.stream, room.start, room.start + dur))
             sc.ramps[room.stream] = (room.start, room.start + dur)
-            lo = room.start + dur + 180.0
+            lo = room.start + dur + LEAD_S
         hi = room.end - 60.0
         if room.ends_in_session:
             d = draw_normal(rng, "goodbye")
@@ -196,7 +200,7 @@ def _normal_events(rng: np.random.Generator, sc: Scenario,
         t = lo + float(rng.uniform(120.0, 600.0))
         while t < hi:
             d = draw_normal(rng, "product_switch")
-            if t + d.duration < hi and _free(busy[room.stream], t, t + d.duration, EVENT_MARGIN_S):
+            if t + d.duration < hi and _free(busy[room.stream], t, t + d.duration, LEAD_S, TRAIL_S):
                 sc.events.append(Event("normal", "product_switch", room.stream, t,
                                        t + d.duration, d.params))
                 taken.append((t, t + d.duration))
@@ -213,7 +217,7 @@ def _normal_events(rng: np.random.Generator, sc: Scenario,
                         break
                     s = float(rng.uniform(lo, hi - d.duration))
                     e = s + d.duration
-                    if _free(taken, s, e, 60.0) and _free(busy[room.stream], s, e, EVENT_MARGIN_S):
+                    if _free(taken, s, e, 60.0) and _free(busy[room.stream], s, e, LEAD_S, TRAIL_S):
                         sc.events.append(Event("normal", kind, room.stream, s, e, d.params))
                         taken.append((s, e))
                         break
@@ -221,7 +225,7 @@ def _normal_events(rng: np.random.Generator, sc: Scenario,
         for _ in range(int(rng.poisson(span / 3600.0))):
             d = draw_normal(rng, "stutter")
             s = float(rng.uniform(room.start + 60.0, max(room.end - 60.0, room.start + 61.0)))
-            if _free(busy[room.stream], s, s + d.duration, EVENT_MARGIN_S):
+            if _free(busy[room.stream], s, s + d.duration, LEAD_S, TRAIL_S):
                 sc.events.append(Event("noise", "stutter", room.stream, s, s + d.duration, d.params))
 
 
