@@ -206,6 +206,8 @@ class Pipeline:
                 # a shared payment failure opened (rooms' own checkout incidents fold into it)
                 # or closed (rooms are read afresh)
                 self.correlator.shared_checkout_open = shared
+                if not shared:
+                    self.correlator.shared_checkout_closed_at = ts
                 for room in [s for s in self.correlator.streams if not is_service(s)]:
                     events.extend(self.incidents.reconcile(room, ts,
                                                            self.correlator.assess(room, ts)))

@@ -49,12 +49,17 @@ def _window(series: Series, stream: str, metric: str, t0: float, t1: float) -> n
     return a[(a[:, 0] >= t0) & (a[:, 0] < t1)]
 
 
-def _rate_pm(series: Series, stream: str, metric: str, t0: float, t1: float) -> float:
-    """Counter increase per minute over [t0, t1), ignoring resets."""
+def _increase(series: Series, stream: str, metric: str, t0: float, t1: float) -> float:
+    """How much a counter grew over [t0, t1); after a reset the new value is all growth."""
     w = _window(series, stream, metric, t0, t1)
     assert len(w) >= 2, (stream, metric)
     d = np.diff(w[:, 1])
-    return float(d[d >= 0].sum() / ((w[-1, 0] - w[0, 0]) / 60.0))
+    return float(np.where(d >= 0, d, w[1:, 1]).sum())
+
+
+def _rate_pm(series: Series, stream: str, metric: str, t0: float, t1: float) -> float:
+    w = _window(series, stream, metric, t0, t1)
+    return _increase(series, stream, metric, t0, t1) / ((w[-1, 0] - w[0, 0]) / 60.0)
 
 
 def test_same_seed_same_session_and_different_seed_differs() -> None:
@@ -227,9 +232,9 @@ def test_incident_signatures_are_in_the_data(
             vd = _window(series, st, "viewers", t0 + (t1 - t0) / 2, t1)[:, 1].mean()
             assert vd > 1.3 * vb, i
         elif i["type"] == "complaint_surge":
-            extra = (_window(series, st, "complaints_total", t1, t1 + 600)[:, 1].min()
-                     - _window(series, st, "complaints_total", t0 - 600, t0)[:, 1].max())
-            assert extra >= 3, i
+            during_ = _increase(series, st, "complaints_total", t0, t1 + 120)
+            before_ = _rate_pm(series, st, "complaints_total", t0 - 900, t0) * (t1 - t0) / 60
+            assert during_ >= max(5.0, 3.0 * before_), i
         else:
             continue
         checked.add(i["type"] if st.startswith("room-") else "shared")

@@ -55,6 +55,7 @@ class Correlator:
         self.policy = policy
         self.streams: dict[str, _StreamSignals] = {}
         self.shared_checkout_open = False
+        self.shared_checkout_closed_at = -np.inf   # rooms' stops that began before are its echo
 
     def apply(self, t: Transition) -> None:
         st = self.streams.setdefault(t.stream, _StreamSignals())
@@ -98,8 +99,10 @@ class Correlator:
             if svc and f.type is IncidentType.SERVICE_DEGRADATION and f.kind == "errors" \
                     and any(w in stream.lower() for w in _PAYMENT_WORDS):
                 f.type = IncidentType.CHECKOUT_BROKEN
-            if not svc and f.type is IncidentType.CHECKOUT_BROKEN and self.shared_checkout_open:
-                continue    # explained by the shared payment incident
+            if not svc and f.type is IncidentType.CHECKOUT_BROKEN and (
+                    self.shared_checkout_open
+                    or min(s.since for s in f.signals) <= self.shared_checkout_closed_at):
+                continue    # explained by the shared payment incident (or its tail)
             out_findings.append(f)
         out_findings.extend(recognise_normal(rest, age))
         impact = self.impact(stream)

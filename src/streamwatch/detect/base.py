@@ -5,6 +5,8 @@ A detector owns arrays of per-series state indexed by *row* (its own row space, 
 
 * `x`  is the observation: a gauge's value, or for a counter the increment over the interval;
 * `dt` is the interval in seconds since the previous observation of that row (0 for the first).
+* `role` (only for methods that relate two metrics, e.g. a rule with `per = ...`) says which
+  of the two each sample is: 0 the rule's own metric, 1 the other one.
 
 `update_many` walks the batch in order and, for each sample, first *scores* it against the
 state learned so far and then *learns* from it - except that a sample scored anomalous does not

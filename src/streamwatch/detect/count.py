@@ -142,7 +142,7 @@ def _kernel(rows, ts, x, dt, role, has_per, per_gauge, up, num, den, last, first
             else:
                 if np.isnan(run_since[r]):
                     run_since[r] = t
-                cusum[r] = min(s, 3.0 * thr[0])      # bounded memory: recovery clears it soon
+                cusum[r] = min(s, 1.5 * thr[0])      # bounded memory: recovery clears it soon
                 e_run[r] += e
                 n_run[r] += inc_n
             s = cusum[r]

@@ -44,10 +44,12 @@ class DetectionStage:
         self.debouncers = [Debouncer(r.min_duration, r.clear_after) for r in rules]
         self.bind: list[Ints] = [np.full(0, -1, np.int64) for _ in rules]
         self.role: list[Ints] = [np.zeros(0, np.int64) for _ in rules]
-        self._named = {r.metric for r in rules} | {
+        # `live` is the broadcast lifecycle (pipeline.py), never a metric to score
+        self._named = {"live"} | {r.metric for r in rules} | {
             str(r.extra()["per"]) for r in rules if r.extra().get("per")}
         # per rule: which rule-row each series row feeds (and how), grown as series appear
         self._bound_rows = 0
+        self._has_per = [bool(r.extra().get("per")) for r in rules]
         self.max_score: Floats = np.zeros(0)
 
     def on_new_rows(self) -> None:
@@ -93,7 +95,9 @@ class DetectionStage:
                 continue
             r_rows = rr[sel]
             role = self.role[i][rows[sel]]
-            scores = self.detectors[i].update_many(r_rows, ts[sel], x[sel], dt[sel], role)
+            det = self.detectors[i]
+            scores = (det.update_many(r_rows, ts[sel], x[sel], dt[sel], role=role)
+                      if self._has_per[i] else det.update_many(r_rows, ts[sel], x[sel], dt[sel]))
             prev = self.max_score[sel]
             self.max_score[sel] = np.where(np.isnan(prev), scores.score,
                                            np.maximum(prev, scores.score))

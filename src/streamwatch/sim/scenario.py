@@ -137,8 +137,9 @@ def _room_incidents(rng: np.random.Generator, sc: Scenario, force: bool,
                     windows: dict[str, tuple[float, float]],
                     busy: dict[str, list[tuple[float, float]]]) -> None:
     onair_min = sum(r.end - r.start for r in sc.rooms) / 60.0
-    n = int(rng.poisson(onair_min * rng.uniform(0.015, 0.026)))
-    kinds = list(ROOM_INCIDENT_TYPES) if force else []
+    n = int(round(onair_min * rng.uniform(0.016, 0.026)))
+    # a benchmark session covers every type, and both outage variants (silent and not)
+    kinds = list(ROOM_INCIDENT_TYPES) + ["stream_outage"] if force else []
     extra = rng.choice(len(ROOM_INCIDENT_TYPES), size=max(0, n - len(kinds)),
                        p=np.array(INCIDENT_WEIGHTS) / sum(INCIDENT_WEIGHTS))
     kinds += [ROOM_INCIDENT_TYPES[int(i)] for i in extra]
@@ -164,7 +165,6 @@ def _room_incidents(rng: np.random.Generator, sc: Scenario, force: bool,
             break
     outages = [e for e in sc.events if e.type == "stream_outage"]
     if force and len(outages) >= 2 and len({e.params["silent"] for e in outages}) == 1:
-        # benchmark sessions cover both variants: source still reporting, and source silent
         outages[0].params["silent"] = 1.0 - outages[0].params["silent"]
 
 
