@@ -234,7 +234,7 @@ def test_incident_signatures_are_in_the_data(
         elif i["type"] == "complaint_surge":
             during_ = _increase(series, st, "complaints_total", t0, t1 + 120)
             before_ = _rate_pm(series, st, "complaints_total", t0 - 900, t0) * (t1 - t0) / 60
-            assert during_ >= max(5.0, 3.0 * before_), i
+            assert during_ >= max(5.0, 3.0 * before_), (during_, before_, i)
         else:
             continue
         checked.add(i["type"] if st.startswith("room-") else "shared")
