@@ -211,7 +211,7 @@ def test_incident_signatures_are_in_the_data(
             d = _window(series, st, "bitrate_kbps", *during)[:, 1].mean()
             assert d < 0.35 * b, i
             vb = _window(series, st, "viewers", *before)[:, 1].mean()
-            vd = _window(series, st, "viewers", t1 - 30, t1)[:, 1].mean()
+            vd = _window(series, st, "viewers", *during)[:, 1].min()
             assert vd < 0.75 * vb, i
         elif i["type"] == "checkout_broken" and st.startswith("room-"):
             assert _rate_pm(series, st, "orders_total", *during) < 0.2 * _rate_pm(
@@ -229,12 +229,12 @@ def test_incident_signatures_are_in_the_data(
             assert od < 0.2 * ob, i
         elif i["type"] == "bot_traffic":
             vb = _window(series, st, "viewers", *before)[:, 1].mean()
-            vd = _window(series, st, "viewers", t0 + (t1 - t0) / 2, t1)[:, 1].mean()
-            assert vd > 1.3 * vb, i
+            vd = _window(series, st, "viewers", t0 + 150, t0 + 300)[:, 1].mean()
+            assert vd > 1.25 * vb, i
         elif i["type"] == "complaint_surge":
             during_ = _increase(series, st, "complaints_total", t0, t1 + 120)
             before_ = _rate_pm(series, st, "complaints_total", t0 - 900, t0) * (t1 - t0) / 60
-            assert during_ >= max(5.0, 3.0 * before_), (during_, before_, i)
+            assert during_ >= max(6.0, 2.0 * before_), (during_, before_, i)
         else:
             continue
         checked.add(i["type"] if st.startswith("room-") else "shared")

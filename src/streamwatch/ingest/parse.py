@@ -366,19 +366,19 @@ def _decode_tolerant(data: bytes, dec: msgspec.json.Decoder, struct: type, limit
     at: list[int] = []                     # 0-based line of each item
     rejected: list[Rejection] = []
     decode, errors = dec.decode, (msgspec.ValidationError, msgspec.DecodeError)
+    keep, mark = items.append, at.append
     for i, line in enumerate(data.split(b"\n")):
         try:
-            items.append(decode(line))
-            at.append(i)
+            item = decode(line)
         except errors:
             if not line.strip(_WS):
                 continue
             item = _from_line(line, i + first_line, struct, limits)
             if isinstance(item, Rejection):
                 rejected.append(item)
-            else:
-                items.append(item)
-                at.append(i)
+                continue
+        keep(item)
+        mark(i)
     return items, at, rejected
 
 

@@ -83,8 +83,8 @@ def draw_incident(rng: np.random.Generator, kind: str, ctx: OnsetContext) -> Dra
         rise = _u(rng, 30, 120)
         mult = _u(rng, 4, 15)
         # "several-fold AND several events": small rooms get a larger factor so the surge adds
-        # at least ~8-15 complaints in expectation over its effective duration.
-        extra = _u(rng, 8, 15)
+        # at least ~10-18 extra complaints in expectation over its effective duration.
+        extra = _u(rng, 10, 18)
         base = max(ctx.complaints_pm, 1e-6) * (dur - rise / 2) / 60.0
         mult = max(mult, 1.0 + extra / base)
         return Draw(dur, {

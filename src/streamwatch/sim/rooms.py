@@ -50,7 +50,8 @@ def collect(grid: Grid, cp: CollectorPlan | None, spec: CollectorSpec, a: float,
     keep = (ts >= lo) & (ts < hi)
     quiet = silences + (cp.gaps if cp else [])
     for s, e in quiet:
-        keep &= ~((ts >= s) & (ts < e))
+        # 1 ms of slack: a sample just before s must not round (to ms) onto the labelled start
+        keep &= ~((ts >= s - 0.001) & (ts < e))
     return ks[keep], ts[keep]
 
 
