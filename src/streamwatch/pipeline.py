@@ -147,13 +147,12 @@ class Pipeline:
             if first[s] != first[s] or t0 < first[s]:
                 first[s] = t0
 
-    @staticmethod
-    def _live_values(batch: Batch, admitted: np.ndarray) -> Floats:
+    def _live_values(self, batch: Batch, admitted: np.ndarray) -> Floats:
         live = np.full(len(batch), np.nan)
-        if "live" in batch.metrics:
-            idx = [i for i, m in enumerate(batch.metrics) if m == "live"]
+        mid = self.table.metric_ids.get("live")
+        if mid is not None:
+            idx = np.flatnonzero((self.table.last_mids == mid) & admitted)
             live[idx] = batch.values[idx]
-            live[~admitted] = np.nan
         return live
 
     # -- the rare path, in arrival order ----------------------------------------------------

@@ -55,6 +55,7 @@ class Correlator:
         self.policy = policy
         self.streams: dict[str, _StreamSignals] = {}
         self.shared_checkout_open = False
+        self._svc_cache = np.zeros(0, np.bool_)
         self.shared_checkout_closed_at = -np.inf   # rooms' stops that began before are its echo
 
     def apply(self, t: Transition) -> None:
@@ -133,14 +134,26 @@ class Correlator:
                       gmv / tot_g if tot_g > 0 else 0.0, rooms)
 
     def _totals(self) -> tuple[float, float]:
+        """All live rooms' usual viewers and GMV per minute (baseline, else latest value)."""
+        return self._total("viewers"), self._total("gmv_total")
+
+    def _total(self, metric: str) -> float:
         t = self.table
-        tv = tg = 0.0
-        for sid, stream in enumerate(t.streams):
-            if is_service(stream) or t.stream_live[sid] == 0:
-                continue
-            tv += _finite(t.expected(stream, "viewers"), t.latest(stream, "viewers"))
-            tg += _finite(t.expected(stream, "gmv_total"), t.latest(stream, "gmv_total"))
-        return tv, tg
+        rows = t.rows_of_metric(metric)
+        if len(rows) == 0:
+            return 0.0
+        sids = t.row_stream[rows]
+        keep = (t.stream_live[sids] != 0) & ~self._service[sids]
+        v = np.where(np.isfinite(t.row_expected[rows]), t.row_expected[rows], t.row_rate[rows])
+        v = v[keep]
+        return float(np.clip(v[np.isfinite(v)], 0.0, None).sum())
+
+    @property
+    def _service(self) -> np.ndarray:
+        names = self.table.streams
+        if len(self._svc_cache) != len(names):
+            self._svc_cache = np.array([is_service(s) for s in names], np.bool_)
+        return self._svc_cache
 
 
 def _finite(*values: float) -> float:

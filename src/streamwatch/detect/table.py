@@ -6,6 +6,8 @@ event time, last sample, on air or not) are one array lookup away.
 """
 from __future__ import annotations
 
+from itertools import repeat
+
 import numpy as np
 
 from streamwatch.types import Floats, Ints
@@ -37,6 +39,11 @@ class SeriesTable:
         self.stream_ids: dict[str, int] = {}
         self.streams: list[str] = []
         self.keys: list[tuple[str, str]] = []
+        self.metric_ids: dict[str, int] = {}
+        self.metrics: list[str] = []
+        self._grid: Ints = np.full((0, 0), -1, np.int64)   # (stream id, metric id) -> row
+        self.last_mids: Ints = np.zeros(0, np.int64)       # metric id per sample of last lookup
+        self.row_metric: Ints = np.zeros(0, np.int64)
         # per row
         self.row_stream: Ints = np.zeros(0, np.int64)
         self.row_counter: np.ndarray = np.zeros(0, np.bool_)
@@ -70,19 +77,48 @@ class SeriesTable:
             self.stream_live = _grow(self.stream_live, n, -1)
         return sid
 
+    def metric_id(self, metric: str) -> int:
+        mid = self.metric_ids.get(metric)
+        if mid is None:
+            mid = len(self.metrics)
+            self.metric_ids[metric] = mid
+            self.metrics.append(metric)
+        return mid
+
     def lookup(self, streams: list[str], metrics: list[str]) -> tuple[Ints, list[int]]:
-        """Row per sample, creating rows for new series; also the list of rows created."""
-        rows_map = self.rows
-        get = rows_map.get
-        out = np.empty(len(streams), np.int64)
+        """Row per sample, creating rows for new series; also the list of rows created.
+
+        Hot path: two C-level dict lookups per sample (`map` over `dict.get`) and one numpy
+        gather from a (stream x metric) id grid; Python loops only over series never seen."""
+        n = len(streams)
+        sids = np.fromiter(map(self.stream_ids.get, streams, repeat(-1, n)), np.int64, n)
+        mids = np.fromiter(map(self.metric_ids.get, metrics, repeat(-1, n)), np.int64, n)
         created: list[int] = []
-        for i, key in enumerate(zip(streams, metrics)):
-            r = get(key)
-            if r is None:
-                r = self._add(key)
-                created.append(r)
-            out[i] = r
-        return out, created
+        if (sids < 0).any() or (mids < 0).any():
+            for name in dict.fromkeys(s for s, k in zip(streams, sids.tolist()) if k < 0):
+                self.stream_id(name)
+            for name in dict.fromkeys(m for m, k in zip(metrics, mids.tolist()) if k < 0):
+                self.metric_id(name)
+            sids = np.fromiter(map(self.stream_ids.__getitem__, streams), np.int64, n)
+            mids = np.fromiter(map(self.metric_ids.__getitem__, metrics), np.int64, n)
+        grid = self._grid
+        if grid.shape[0] < len(self.streams) or grid.shape[1] < len(self.metrics):
+            g = np.full((max(len(self.streams), 2 * grid.shape[0]),
+                         max(len(self.metrics), 2 * grid.shape[1])), -1, np.int64)
+            g[: grid.shape[0], : grid.shape[1]] = grid
+            self._grid = grid = g
+        rows = grid[sids, mids]
+        missing = np.flatnonzero(rows < 0)
+        if len(missing):
+            for i in missing.tolist():
+                r = grid[sids[i], mids[i]]
+                if r < 0:
+                    r = self._add((streams[i], metrics[i]))
+                    grid[sids[i], mids[i]] = r
+                    created.append(r)
+            rows = grid[sids, mids]
+        self.last_mids = mids
+        return rows, created
 
     def _add(self, key: tuple[str, str]) -> int:
         r = len(self.keys)
@@ -97,9 +133,17 @@ class SeriesTable:
         self.row_expected = _grow(self.row_expected, n, np.nan)
         self.cnt_ts = _grow(self.cnt_ts, n, np.nan)
         self.cnt_val = _grow(self.cnt_val, n, np.nan)
+        self.row_metric = _grow(self.row_metric, n, 0)
+        self.row_metric[r] = self.metric_id(key[1])
         self.row_stream[r] = self.stream_id(key[0])
         self.row_counter[r] = is_counter(key[1])
         return r
+
+    def rows_of_metric(self, metric: str) -> Ints:
+        mid = self.metric_ids.get(metric)
+        if mid is None:
+            return np.zeros(0, np.int64)
+        return np.flatnonzero(self.row_metric[: len(self.keys)] == mid)
 
     def row_of(self, stream: str, metric: str) -> int | None:
         return self.rows.get((stream, metric))
