@@ -8,8 +8,16 @@ import numpy.typing as npt
 
 __all__ = [
     "Level", "Team", "Status", "IncidentType", "Floats", "Ints", "Bools",
-    "TEAM_OF_TYPE", "BASE_LEVEL_OF_TYPE",
+    "TEAM_OF_TYPE", "BASE_LEVEL_OF_TYPE", "CATALOGUE",
 ]
+
+# CONTRACTS.md §1: the metrics streamwatch knows. Anything else is watched by the generic profile.
+CATALOGUE = frozenset({
+    "viewers", "entries_total", "comments_total", "likes_total", "shares_total", "follows_total",
+    "product_clicks_total", "orders_total", "gmv_total", "complaints_total", "refunds_total",
+    "bitrate_kbps", "fps", "dropped_frames_ratio", "rebuffer_ratio", "cpu_utilization",
+    "latency_p99_ms", "error_ratio", "live",
+})
 
 Floats = npt.NDArray[np.float64]
 Ints = npt.NDArray[np.int64]

@@ -16,7 +16,7 @@ from streamwatch.detect.base import Detector
 from streamwatch.detect.debounce import CLEAR, ONSET, WORSE, Debouncer
 from streamwatch.detect.registry import build_detector
 from streamwatch.detect.table import SeriesTable
-from streamwatch.types import Floats, Ints
+from streamwatch.types import CATALOGUE, Floats, Ints
 
 __all__ = ["Transition", "DetectionStage", "ONSET", "WORSE", "CLEAR"]
 
@@ -44,8 +44,9 @@ class DetectionStage:
         self.debouncers = [Debouncer(r.min_duration, r.clear_after) for r in rules]
         self.bind: list[Ints] = [np.full(0, -1, np.int64) for _ in rules]
         self.role: list[Ints] = [np.zeros(0, np.int64) for _ in rules]
+        # "*" rules watch metrics outside the catalogue (CONTRACTS §1) that no rule names;
         # `live` is the broadcast lifecycle (pipeline.py), never a metric to score
-        self._named = {"live"} | {r.metric for r in rules} | {
+        self._named = set(CATALOGUE) | {r.metric for r in rules} | {
             str(r.extra()["per"]) for r in rules if r.extra().get("per")}
         # per rule: which rule-row each series row feeds (and how), grown as series appear
         self._bound_rows = 0

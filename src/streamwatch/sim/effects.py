@@ -40,7 +40,8 @@ class Event:
 
     @property
     def reach(self) -> float:
-        return self.end + self.tail
+        """Until when the event still shapes the data: its recovery tail or its fade-out ramp."""
+        return self.end + max(self.tail, self.params.get("fall", 0.0))
 
 
 class RoomEffects:
