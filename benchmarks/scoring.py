@@ -16,7 +16,10 @@ Match
     *window*). One page may match several incidents (a shared payment outage and a room incident
     overlapping in time); it is then "true" for each of them.
 Detected, time to detect (TTD)
-    An incident is detected when at least one page matches it. TTD = ts of the earliest matching
+    An incident is detected when at least one page matches it. An incident labelled level 4
+    (an incident graded down to a notice by its tiny impact) is meant not to page: for it, a
+    firing event of its own incident type at any level counts as a match too.
+    TTD = ts of the earliest matching
     page (ties broken by event ``id``, which sorts in emission order) minus ``start_ts``, clipped
     at 0 (a page in the 10 s before the labelled start counts as instant).
 Team and level of a detected incident
@@ -257,6 +260,10 @@ def _is_room(stream: Mapping[str, Any]) -> bool:
 
 
 def _outcome(inc: Incident, pages: Sequence[Event], firing: Sequence[Event]) -> IncidentOutcome:
+    if inc.level == 4:
+        # a level-4 incident is *meant* to be a notice: a firing event of its type, any level,
+        # detects it (a page for it is still right, with a level off by one or more)
+        pages = [e for e in firing if e.is_page or e.incident_type == inc.type]
     matches = [e for e in pages if inc.covers(e)]
     if not matches:
         return IncidentOutcome(inc, detected=False)

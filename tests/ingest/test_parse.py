@@ -2,6 +2,7 @@
 good samples surviving bad neighbours; line numbering; chunked files; fatal array bodies."""
 from __future__ import annotations
 
+import gc
 import json
 import random
 from pathlib import Path
@@ -177,6 +178,9 @@ def test_unicode_names_survive_escapes() -> None:
      [3], [1, 2]),                                                                    # object across two lines
     ((good(0) + good(1)).encode() + b"\n" + good(2).encode(), [2], [1]),              # two objects on one line
     ((good(0) + "," + good(1)).encode() + b"\n" + good(2).encode(), [2], [1]),        # comma-joined objects
+    (b'{"stream":"a","metric":"m","ts":1.7e9,"value":1,"x":[1,\n2]}\n' + (good(2) + good(3)).encode(),
+     [], [1, 2, 3]),  # a spanning object and a two-object line: as many JSON values as lines,
+                      # yet no line is a sample on its own
     (b"\xff\xfe\n" + good(1).encode(), [2], [1]),                                     # not UTF-8
     (b"", [], []),                                                                    # empty body
 ])
@@ -281,7 +285,9 @@ def test_array_body_that_is_not_an_array_is_fatal(body: bytes) -> None:
     (b"\n" + good(0).encode(), "line"),                         # NDJSON after a blank line
 ])
 def test_parse_body_sniffs_the_format(body: bytes, kind: str) -> None:
-    res = parse_body(body + b"\nnope" * (kind == "line"), now=NOW)
+    if kind == "line":                 # a garbage line: rejected per line only if read as NDJSON
+        body += b"\nnope"
+    res = parse_body(body, now=NOW)
     assert len(res.batch) == 1
     assert [r.position_kind for r in res.rejections] == (["line"] if kind == "line" else [])
     assert res.fatal is None
@@ -339,3 +345,23 @@ def test_batch_concat_keeps_order_and_types() -> None:
 def test_rfc3339_to_unix(text: str, expect: float | None) -> None:
     got = rfc3339_to_unix(text)
     assert got == (pytest.approx(expect) if expect is not None else None)
+
+
+def test_iter_file_strips_a_bom_and_counts_lines_from_one(tmp_path: Path) -> None:
+    path = tmp_path / "bom.ndjson"
+    path.write_bytes(b"\xef\xbb\xbf" + ndjson([good(0), "x", good(2)]))
+    (res,) = iter_ndjson_file(path, now=NOW)
+    assert res.batch.positions.tolist() == [1, 3] and [r.position for r in res.rejections] == [2]
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+def test_gc_state_is_restored(enabled: bool) -> None:
+    # parsing pauses the cyclic GC for speed; it must hand back whatever state it found
+    was = gc.isenabled()
+    try:
+        gc.enable() if enabled else gc.disable()
+        parse_ndjson(ndjson([good(0), "{", good(1)]), now=NOW)
+        parse_json_array(array([good(0), good(1)]), now=NOW)
+        assert gc.isenabled() is enabled
+    finally:
+        gc.enable() if was else gc.disable()

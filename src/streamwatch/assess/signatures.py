@@ -79,7 +79,7 @@ def match_signatures(signals: dict[str, Signal], is_service: bool) -> tuple[list
     if "orders_total:down" in pool and "product_clicks_total:down" not in pool:
         found.append(Finding(T.CHECKOUT_BROKEN, _take(pool, {"orders_total:down", "gmv_total:down"}),
                              kind="orders_stopped"))
-    if "comments_total:down" in pool and "product_clicks_total:down" in pool:
+    if "comments_total:down" in pool:     # clicks usually follow, but a lull is hard to prove
         found.append(Finding(T.HOST_ABSENT, _take(pool, {
             "comments_total:down", "product_clicks_total:down", "viewers:down", "likes_total:down",
             "orders_total:down", "gmv_total:down", "entries_total:down"}), kind="interaction_collapse"))

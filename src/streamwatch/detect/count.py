@@ -93,7 +93,7 @@ class CountParams(BaseModel):
 
 @nb.njit(cache=True, nogil=True)
 def _kernel(rows, ts, x, dt, role, has_per, per_gauge, up, num, den, last, first, events, cusum, e_run,
-            n_run, pending, last_lvl, last_score, run_since, ramp, adapt, max_fraction, ln_ratio, ratio_m1, half_life, warmup,
+            n_run, pending, last_lvl, last_score, run_since, ramp, adapt, max_fraction, surge, surge_since, ln_ratio, ratio_m1, half_life, warmup,
             min_events, min_excess, thr, thr_lvl,
             out_score, out_exp, out_lvl, out_obs):
     for i in range(len(rows)):
@@ -164,16 +164,24 @@ def _kernel(rows, ts, x, dt, role, has_per, per_gauge, up, num, den, last, first
         if (cusum[r] < 0.5 * thr[len(thr) - 1] or t - first[r] < ramp
                 or t - run_since[r] > adapt):
             d = np.exp(-(t - last[r]) * LN2 / half_life) if t > last[r] else 1.0
-            learn_n = inc_n
+            learn = True
             if not up and rate > 0.0:
-                # a lottery or flash sale multiplies counts for minutes; learnt as is, it would
-                # make the normal that follows look like a collapse. Winsorise it.
-                cap = 3.0 * rate * inc_d + 3.0
-                if learn_n > cap:
-                    learn_n = cap
-            num[r] = num[r] * d + learn_n
-            den[r] = den[r] * d + inc_d
-            events[r] += inc_n
+                # a lottery or flash sale multiplies counts for minutes; learnt, it would make the
+                # normal that follows look like a collapse. A second CUSUM, for a x3 surge,
+                # pauses learning while one is under way.
+                # The pause lasts at most 5 minutes: a rate learnt too low (say, in warm-up)
+                # must not lock itself out of learning.
+                e_up = rate * inc_d
+                surge[r] = min(10.0, max(0.0, surge[r] + inc_n * 1.0986 - 2.0 * e_up))
+                if surge[r] < 3.0:
+                    surge_since[r] = np.nan
+                elif np.isnan(surge_since[r]):
+                    surge_since[r] = t
+                learn = surge[r] < 3.0 or t - surge_since[r] > 300.0
+            if learn:
+                num[r] = num[r] * d + inc_n
+                den[r] = den[r] * d + inc_d
+                events[r] += inc_n
         if t > last[r]:
             last[r] = t
 
@@ -182,7 +190,7 @@ class PoissonCount:
     method: ClassVar[str] = "count"
     Params: ClassVar[type[BaseModel]] = CountParams
     _STATE = ("num", "den", "last", "first", "events", "cusum", "e_run", "n_run", "pending",
-              "last_lvl", "last_score", "run_since")
+              "last_lvl", "last_score", "run_since", "surge", "surge_since")
 
     def __init__(self, params: CountParams) -> None:
         self.params = params
@@ -194,14 +202,14 @@ class PoissonCount:
         self._lvl = np.array([k for k, _ in items], np.int64)
         self.n = 0
         for k in self._STATE:
-            setattr(self, k, np.full(0, np.nan if k in ("first", "last", "run_since") else 0.0))
+            setattr(self, k, np.full(0, np.nan if k in ("first", "last", "run_since", "surge_since") else 0.0))
 
     def resize(self, n_rows: int) -> None:
         if n_rows <= self.n:
             return
         for k in self._STATE:
             old = getattr(self, k)
-            new = np.full(n_rows, np.nan if k in ("first", "last", "run_since") else 0.0)
+            new = np.full(n_rows, np.nan if k in ("first", "last", "run_since", "surge_since") else 0.0)
             new[: len(old)] = old
             setattr(self, k, new)
         self.n = n_rows
@@ -216,10 +224,10 @@ class PoissonCount:
         _kernel(rows, ts, x, dt, role, p.per is not None, p.per_gauge, p.direction == "up", self.num,
                 self.den, self.last, self.first, self.events, self.cusum, self.e_run, self.n_run,
                 self.pending, self.last_lvl, self.last_score, self.run_since, p.ramp, p.adapt,
-                p.max_fraction, float(np.log(p.ratio)), p.ratio - 1.0, p.window, p.warmup, p.min_events,
+                p.max_fraction, self.surge, self.surge_since, float(np.log(p.ratio)), p.ratio - 1.0, p.window, p.warmup, p.min_events,
                 p.min_excess, self._thr, self._lvl, score, exp, lvl, obs)
         return Scores(score, exp, lvl, obs)
 
     def reset(self, rows: Ints) -> None:
         for k in self._STATE:
-            getattr(self, k)[rows] = np.nan if k in ("first", "last", "run_since") else 0.0
+            getattr(self, k)[rows] = np.nan if k in ("first", "last", "run_since", "surge_since") else 0.0

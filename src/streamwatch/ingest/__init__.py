@@ -1,7 +1,8 @@
-"""Ingestion: turning pushed bodies and recorded files into columnar batches of checked samples.
+"""Ingestion: from pushed bodies and recorded files to checked, event-time-ordered observations.
 
-`parse` holds the sample rules of CONTRACTS.md §2 (and the hot-path decoder); `csvfile` reads the
-NAB `timestamp,value` layout that `streamwatch replay` also accepts.
+`parse` applies the sample rules of CONTRACTS.md §2 on the hot path (bytes -> columnar `Batch` +
+per-sample rejections); `csvfile` reads the NAB `timestamp,value` layout that `replay` accepts;
+`order` and `rates` then judge event-time order and turn counters into rates.
 """
 from __future__ import annotations
 

@@ -112,7 +112,7 @@ def _timestamps(path: Path, stamps: list[str]) -> Floats:
             for s in clean:
                 tails.setdefault(s[19:], 0.0)
             for tail in tails:
-                tails[tail] = rfc3339_to_unix("1970-01-01T00:00:00" + tail)  # type: ignore[assignment]
+                tails[tail] = rfc3339_to_unix(f"1970-01-01T00:00:00{tail}") or 0.0
             return secs + np.fromiter((tails[s[19:]] for s in clean), np.float64, count=len(clean))
     if all(map(_UNIX.fullmatch, clean)):
         secs = np.array(clean, dtype=np.float64)
@@ -131,7 +131,8 @@ def _one_stamp(s: str) -> float | None:
     m = _NAB.fullmatch(s)
     if m:
         try:
-            return datetime(*map(int, m.groups()), tzinfo=timezone.utc).timestamp()  # type: ignore[misc]
+            y, mo, d, h, mi, s_ = map(int, m.groups())
+            return datetime(y, mo, d, h, mi, s_, tzinfo=timezone.utc).timestamp()
         except ValueError:
             return None
     if _UNIX.fullmatch(s):

@@ -138,7 +138,8 @@ def _codecs(limits: Limits) -> tuple[type, msgspec.json.Decoder, msgspec.json.De
     so a numeric string can never slip through numpy's float conversion."""
     name = Annotated[str, msgspec.Meta(min_length=1)]
     text = Annotated[str, msgspec.Meta(max_length=limits.max_label_len)]
-    labels = Annotated[dict[text, text], msgspec.Meta(max_length=limits.max_labels)]  # type: ignore[valid-type]
+    labels = Annotated[dict[text, text],  # type: ignore[valid-type]
+                       msgspec.Meta(max_length=limits.max_labels)]
     stamp = Annotated[str, msgspec.Meta(pattern=_RFC3339_SHAPE)]
     struct = msgspec.defstruct(
         "Sample", [("stream", name), ("metric", name), ("ts", float | stamp), ("value", float),
@@ -147,12 +148,13 @@ def _codecs(limits: Limits) -> tuple[type, msgspec.json.Decoder, msgspec.json.De
 
 
 def rfc3339_to_unix(text: str) -> float | None:
-    """Unix seconds of an RFC 3339 time with a zone (`Z`/`±hh:mm`, any fraction); None if not one."""
+    """Unix seconds of an RFC 3339 time with a zone (`Z`/`±hh:mm`, any fraction), else None."""
     m = _RFC3339.fullmatch(text)
     if m is None:
         return None
     y, mo, d, h, mi, s, frac, z, sign, oh, om = m.groups()
-    offset = timedelta(0) if z else timedelta(hours=int(oh), minutes=int(om)) * (1 if sign == "+" else -1)
+    offset = timedelta(0) if z else timedelta(hours=int(oh), minutes=int(om))
+    offset = -offset if sign == "-" else offset
     try:
         dt = datetime(int(y), int(mo), int(d), int(h), int(mi), int(s), tzinfo=timezone(offset))
     except ValueError:
@@ -161,7 +163,9 @@ def rfc3339_to_unix(text: str) -> float | None:
 
 
 def _spell(x: float) -> str:
-    return "NaN" if math.isnan(x) else ("Infinity" if x > 0 else "-Infinity") if math.isinf(x) else repr(x)
+    if math.isinf(x):
+        return "Infinity" if x > 0 else "-Infinity"
+    return "NaN" if math.isnan(x) else repr(x)
 
 
 def _jtype(v: object) -> str:
@@ -178,14 +182,15 @@ def _string_number(s: str, key: str) -> tuple[str, Reason, str]:
         return key, Reason.WRONG_TYPE, f"expected {want}, got string {s[:40]!r}"
     if not math.isfinite(x):
         return key, Reason.NON_FINITE, f"{s[:40]!r} is not a finite number"
-    return key, Reason.WRONG_TYPE, f"expected a number, got numeric string {s[:40]!r} (send it unquoted)"
+    return key, Reason.WRONG_TYPE, f"expected a number, got string {s[:40]!r} (send it unquoted)"
 
 
 def _from_obj(obj: Any, pos: int, kind: Literal["index", "line"], struct: type,
               limits: Limits) -> Any:
     """Slow path: a JSON value -> a sample struct (range rules still to check) or a Rejection."""
     if not isinstance(obj, dict):
-        return Rejection(pos, kind, "", Reason.MALFORMED, f"expected a JSON object, got {_jtype(obj)}")
+        return Rejection(pos, kind, "", Reason.MALFORMED,
+                         f"expected a JSON object, got {_jtype(obj)}")
     why: tuple[str, Reason, str] | None = None
     num: dict[str, float] = {}
     for key in _FIELDS:
@@ -278,12 +283,13 @@ class _Sink:
         for i in np.flatnonzero(ok & (values < 0)).tolist():
             m = items[i].metric
             if m.endswith("_total") or m == "live":
-                why[i] = "value", Reason.NEGATIVE_COUNT, f"counter {m!r} cannot be negative ({float(values[i])!r})"
+                why[i] = ("value", Reason.NEGATIVE_COUNT,
+                          f"counter {m!r} cannot be negative ({float(values[i])!r})")
         if why or not ok.all():
             for i in np.flatnonzero(~ok).tolist():
-                v, t = float(values[i]), float(ts[i])
                 if i in why:
                     continue
+                v, t = float(values[i]), float(ts[i])
                 if not math.isfinite(v):
                     why[i] = "value", Reason.NON_FINITE, f"{_spell(v)} is not a finite number"
                 elif not math.isfinite(t):
@@ -291,8 +297,9 @@ class _Sink:
                 elif t < lim.min_ts:
                     why[i] = "ts", Reason.ABSURD_TIMESTAMP, f"ts {t!r} is before 2000-01-01"
                 else:
-                    why[i] = ("ts", Reason.ABSURD_TIMESTAMP, f"ts {t!r} is {t - self.now:.0f} s ahead "
-                              f"of the server clock (at most {lim.future_skew_s:.0f} s allowed)")
+                    why[i] = ("ts", Reason.ABSURD_TIMESTAMP,
+                              f"ts {t!r} is {t - self.now:.0f} s ahead of the server clock "
+                              f"(at most {lim.future_skew_s:.0f} s allowed)")
             ok[list(why)] = False
             keep = np.flatnonzero(ok)
             items = [items[i] for i in keep.tolist()]
@@ -341,7 +348,7 @@ def parse_ndjson(data: bytes, *, now: float, limits: Limits = Limits(),
     sink = _Sink(now, limits, "line", b"labels" in data or b"\\u" in data)
     buf = np.frombuffer(data, np.uint8)
     ends = np.flatnonzero(buf == 0x0A) + 1                           # offset after each line
-    if data and data[-1] != 0x0A:
+    if data[-1] != 0x0A:                                            # no final line feed
         ends = np.append(ends, len(data))
     # `{` first and `}` last on every line: then no JSON value can span two lines (a line ending
     # in a nested `}` continues with `,` `}` or `]`), so an equal count means one sample per line
@@ -360,8 +367,9 @@ def parse_ndjson(data: bytes, *, now: float, limits: Limits = Limits(),
             if items is not None and len(items) == j - k + 1 and framed[k:j + 1].all():
                 sink.add(items, np.arange(first_line + k, first_line + j + 1, dtype=np.int64))
             else:
-                found, at, slow = _decode_tolerant(data[start:end], dec, struct, limits, first_line + k)
-                sink.add(found, np.array(at, dtype=np.int64) + (first_line + k), slow)
+                line = first_line + k
+                found, at, slow = _decode_tolerant(data[start:end], dec, struct, limits, line)
+                sink.add(found, np.array(at, dtype=np.int64) + line, slow)
             k, start = j + 1, end
         return sink.result()
 
