@@ -135,7 +135,8 @@ def targets_table(names: list[str], summaries: list[scoring.Summary]) -> Table:
     return tab
 
 
-def false_pages_tables(score: scoring.SessionScore, s: scoring.Summary, limit: int) -> list[Table]:
+def false_pages_tables(score: scoring.SessionScore, s: scoring.Summary,
+                       limit: int) -> list[Table | str]:
     by_stream = Table(title="False pages by stream (pooled)", title_justify="left")
     for col in ("stream", "false pages", "per stream-hour"):
         by_stream.add_column(col, justify="left" if col == "stream" else "right")
@@ -151,10 +152,9 @@ def false_pages_tables(score: scoring.SessionScore, s: scoring.Summary, limit: i
         by_type[fp.incident_type] = by_type.get(fp.incident_type, 0) + 1
     for cause, n in sorted(s.false_pages_by_cause.items(), key=lambda kv: -kv[1]):
         by_cause.add_row(cause, str(n))
-    by_cause.caption = "alerted as: " + ", ".join(f"{k or '?'} {v}" for k, v in
-                                                 sorted(by_type.items(), key=lambda kv: -kv[1]))
-    by_cause.caption_justify = "left"
-    return [by_stream, by_cause]
+    alerted_as = "False pages were alerted as: " + ", ".join(
+        f"{k or '?'} {v}" for k, v in sorted(by_type.items(), key=lambda kv: -kv[1]))
+    return [by_stream, by_cause, alerted_as]
 
 
 def missed_table(seeds: list[int], scores: list[scoring.SessionScore], limit: int) -> Table:

@@ -35,8 +35,11 @@ False page
     A page that matches no labelled incident. Per stream, false pages are sorted by ts and merged:
     a false page less than 300 s after the previous false page of the same stream extends that
     group (chained, so a flapping alert counts once until it has been quiet for 5 minutes). Each
-    group counts as one false page; the report gives each group's likely cause (a labelled normal
-    event, an artifact, stream ramp-up or end, or unexplained) to help tuning.
+    group counts as one false page. For tuning only, each group gets a likely cause, the first
+    that applies to its first page: a labelled normal event on that stream whose window (same
+    -10 s / +120 s margins) holds it; an artifact on that stream at most 120 s before it; the
+    first 300 s of the stream (ramp_up); within 300 s of the stream's end or after it
+    (stream_end); the window of an incident on another stream (spillover); else unexplained.
 Stream-hours
     Sum over labelled streams of kind "room" (or, if ``kind`` is absent, streams not starting with
     ``svc:``) of (end_ts - start_ts) / 3600. False pages per stream-hour = false pages (all
@@ -71,7 +74,7 @@ __all__ = [
 PRE_S = 10.0                 # a page up to 10 s before the labelled start still matches
 POST_S = 120.0               # ... and up to 120 s after the labelled end (alerts lag, then resolve)
 FALSE_PAGE_MERGE_S = 300.0   # false pages of one stream closer than this count once
-EDGE_S = 300.0               # cause attribution: "near stream start/end", "near an artifact"
+EDGE_S = 300.0               # cause attribution: "near stream start/end"
 
 # Targets of the issue: (name, comparison, threshold). TTD targets are keyed by group.
 TTD_TARGETS_S: dict[str, float] = {
@@ -281,8 +284,8 @@ def _cause(stream: str, ts: float, labels: Mapping[str, Any], incidents: Sequenc
     for ne in labels.get("normal_events", ()):
         if ne["stream"] == stream and ne["start_ts"] - PRE_S <= ts <= ne["end_ts"] + POST_S:
             return f"normal:{ne['type']}"
-    for art in labels.get("artifacts", ()):
-        if art["stream"] == stream and abs(ts - art["ts"]) <= EDGE_S:
+    for art in labels.get("artifacts", ()):   # an artifact can only cause a later page
+        if art["stream"] == stream and 0.0 <= ts - art["ts"] <= POST_S:
             return f"artifact:{art['type']}"
     for s in labels.get("streams", ()):
         if s["stream"] == stream:
