@@ -137,14 +137,14 @@ def targets_table(names: list[str], summaries: list[scoring.Summary]) -> Table:
 
 def false_pages_tables(score: scoring.SessionScore, s: scoring.Summary,
                        limit: int) -> list[Table | str]:
-    by_stream = Table(title="False pages by stream (pooled)", title_justify="left")
+    by_stream = Table(title="False pages by stream (all seeds)", title_justify="left")
     for col in ("stream", "false pages", "per stream-hour"):
         by_stream.add_column(col, justify="left" if col == "stream" else "right")
     for stream, (n, rate) in list(s.false_pages_by_stream.items())[:limit]:
         by_stream.add_row(stream, str(n), fmt(rate))
     if len(s.false_pages_by_stream) > limit:
         by_stream.caption = f"… {len(s.false_pages_by_stream) - limit} more streams (--verbose)"
-    by_cause = Table(title="False pages by likely cause (pooled)", title_justify="left")
+    by_cause = Table(title="False pages by likely cause (all seeds)", title_justify="left")
     by_cause.add_column("cause")
     by_cause.add_column("false pages", justify="right")
     by_type: dict[str, int] = {}

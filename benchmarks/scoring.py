@@ -66,8 +66,9 @@ from pathlib import Path
 from typing import Any
 
 __all__ = [
-    "PRE_S", "POST_S", "FALSE_PAGE_MERGE_S", "Incident", "Event", "IncidentOutcome", "FalsePage",
-    "SessionScore", "GroupStats", "Summary", "Target", "load_labels", "load_events",
+    "PRE_S", "POST_S", "FALSE_PAGE_MERGE_S", "TTD_TARGETS_S", "Incident", "Event",
+    "IncidentOutcome", "FalsePage", "SessionScore", "GroupStats", "Summary", "Target",
+    "load_labels", "load_events",
     "parse_incidents", "parse_events", "score_session", "summarize", "targets",
 ]
 
@@ -76,10 +77,8 @@ POST_S = 120.0               # ... and up to 120 s after the labelled end (alert
 FALSE_PAGE_MERGE_S = 300.0   # false pages of one stream closer than this count once
 EDGE_S = 300.0               # cause attribution: "near stream start/end"
 
-# Targets of the issue: (name, comparison, threshold). TTD targets are keyed by group.
-TTD_TARGETS_S: dict[str, float] = {
-    "stream_outage": 30.0, "checkout_broken/svc": 45.0, "checkout_broken/room": 120.0,
-}
+# The issue's median time-to-detect targets, by incident group (the rest are in targets()).
+TTD_TARGETS_S = {"stream_outage": 30.0, "checkout_broken/svc": 45.0, "checkout_broken/room": 120.0}
 
 
 @dataclass(frozen=True)
@@ -182,6 +181,7 @@ class SessionScore:
 
 @dataclass(frozen=True)
 class GroupStats:
+    """One incident group's row of the report (team/level counts are of detected incidents)."""
     count: int
     detected: int
     median_ttd_s: float | None
@@ -193,6 +193,7 @@ class GroupStats:
 
 @dataclass(frozen=True)
 class Summary:
+    """The report's numbers for one session or a pool; rates are None when undefined (0/0)."""
     incidents: int
     detected: int
     recall: float | None
@@ -211,6 +212,7 @@ class Summary:
 
 @dataclass(frozen=True)
 class Target:
+    """One acceptance target evaluated on one summary."""
     name: str
     value: float | None
     op: str              # "<=" or ">="
@@ -219,8 +221,7 @@ class Target:
 
 
 def load_labels(path: Path) -> dict[str, Any]:
-    with open(path, "rb") as fh:
-        labels: dict[str, Any] = json.load(fh)
+    labels: dict[str, Any] = json.loads(Path(path).read_bytes())
     return labels
 
 

@@ -174,6 +174,19 @@ def test_false_page_causes() -> None:
                       ("room-001", 3100.0): "stream_end"}
 
 
+@pytest.mark.parametrize(("page_at", "cause"), [
+    (2000, "artifact:counter_reset"),   # same second as the artifact
+    (2120, "artifact:counter_reset"),   # 120 s after: still blamed
+    (2121, "unexplained"),              # later: no longer plausibly the artifact
+    (1990, "unexplained"),              # before it: an artifact cannot cause an earlier page
+])
+def test_artifact_blamed_only_for_pages_shortly_after_it(page_at: float, cause: str) -> None:
+    lbl = labels([], artifacts=[{"type": "counter_reset", "stream": "room-000",
+                                 "metric": "orders_total", "ts": T0 + 2000}])
+    (fp,) = scoring.score_session(lbl, [ev(page_at)]).false_pages
+    assert fp.cause == cause
+
+
 def test_summary_groups_and_targets() -> None:
     lbl = labels([OUTAGE,
                   incident("room-001/checkout_broken/1", "checkout_broken", "room-001", 2000, 2300),
