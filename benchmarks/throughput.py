@@ -244,7 +244,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  {name:<42} {rate[name]:>12,.0f} samples/s   {med[name]:7.2f} s  (runs: {shown})")
     noisy = [name for name, ts in runs.items() if len(ts) > 1 and max(ts) > 1.3 * min(ts)]
     if noisy:
-        print(f"  warning: runs differ by > 30 % for {', '.join(noisy)}: something else was using "
+        print(f"  warning: runs differ by > 30 % for {'; '.join(noisy)}: something else was using "
               "the core; re-run on a quiet machine before trusting the ratio")
     ref_name, sw_name = "reference z-score (pure Python)", "streamwatch replay, in-process, warm"
     ref_out = extra.get(ref_name)
