@@ -30,6 +30,7 @@ from streamwatch.detect.engine import DetectionStage, Transition
 from streamwatch.detect.table import SeriesTable
 from streamwatch.events import AlertEvent
 from streamwatch.incidents.manager import IncidentManager
+from streamwatch.ingest.fastpath import Interned
 from streamwatch.ingest.order import DUPLICATE, LATE, REORDERED, admit
 from streamwatch.ingest.parse import Batch
 from streamwatch.ingest.rates import to_observations
@@ -90,13 +91,15 @@ class Pipeline:
         self.incidents = IncidentManager()
         self.stats = PipelineStats()
         self.last_scores: np.ndarray = np.zeros(0)   # per sample of the last batch, NaN = unscored
+        # the parse stage bound to this pipeline's name ids (ingest/fastpath.py)
+        self.parser = Interned(self.table.stream_names, self.table.metric_names)
 
     def process(self, batch: Batch) -> list[AlertEvent]:
         n = len(batch)
         if n == 0:
             return []
         t = self.table
-        rows, created = t.lookup(batch.streams, batch.metrics)
+        rows, created = t.lookup(batch.streams, batch.metrics, batch.sids, batch.mids)
         if created:
             self.detection.on_new_rows()
             self.absence.add_streams(t.streams)

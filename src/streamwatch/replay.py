@@ -69,7 +69,8 @@ def replay_ndjson(input_path: Path, out: BinaryIO | None, *, config: Config | No
     bar = _Progress(size) if progress else None
     start = time.perf_counter()
     write = out.write if out is not None else None
-    for res in iter_ndjson_file(Path(input_path), now=time.time(), limits=_limits(cfg)):
+    for res in iter_ndjson_file(Path(input_path), now=time.time(), limits=_limits(cfg),
+                                parse=pipeline.parser.parse_ndjson):
         batch = res.batch
         summary.accepted += len(batch)
         summary.rejected += len(res.rejections)

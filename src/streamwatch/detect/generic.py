@@ -1,6 +1,42 @@
-"""GenericDetector: how rare is what the series does now, at several time scales, given its past?
+"""GenericDetector: how rare is what the series does *now*, at several time scales, given its past?
 
-v1 (experimental; the docstring is rewritten with the final algorithm).
+The generic profile watches any metric outside the catalogue, and every NAB-layout CSV replay, so
+it may know nothing about the series: not its unit, scale, spacing (1 s, 5 min, 1 h ...), noise
+shape or seasonality. Everything is therefore measured in *samples* and in units of the series' own
+recent variability, and every judgement is a rank against the series' own history.
+
+Per row and per sample, in order (score first, then learn):
+
+1. **Multi-scale shift features.** For each scale k (default 1, 8, 64, 256 samples) the mean of the
+   last k values, m_k, is compared with a slow baseline B_k: an exponentially weighted mean of the
+   values *leaving* that window (half-life `contrast`·k samples), so the window under test never
+   leaks into its own reference. z_k = (m_k - B_k) / (D_k + q), where D_k is the exponentially
+   weighted mean absolute deviation of m_k from B_k (half-life `memory` samples) and q is half the
+   smallest non-zero step ever seen (integer counts, flat lines and rounded values do not produce
+   infinite z). k = 1 catches spikes, larger k catch level shifts and drifts too small per sample.
+2. **Rarity, learned per feature.** p_k = the forgotten-with-half-life-`memory` fraction of past
+   z_k at least as large: a rank p-value kept in a 64-bin log-spaced histogram (suffix sums make it
+   O(1) to read). Beyond the largest z seen it is extrapolated by z_max/z, and it is floored by
+   exp(-z): the tail of a Laplace law whose scale is the measured mean absolute deviation. The
+   floor matters early in a series, when any new record has a small rank p-value merely because
+   history is short although it is unremarkable in absolute terms; it has no free parameter.
+3. **Evidence.** S = max_k(-log10 p_k) - log10 K (Bonferroni over the K features).
+4. **Novelty gate (refractory).** S counts in full only when it exceeds the running peak of S,
+   which decays with half-life `refractory` samples; otherwise it is multiplied by `gate`. One
+   incident therefore gives one strong onset instead of a score that stays high for every sample
+   it lasts (NAB charges each flagged row outside a window; an operator wants the onset).
+5. **Score** = 1 - 10^-S in [0, 1): 0.99 means "about a 1-in-100 event for this series".
+6. **Protection.** A sample whose S reaches the rule's most severe level (the highest threshold in
+   `levels`) is not learned into the baselines B_k, so a long incident is not absorbed as the new
+   normal before it is reported; its deviation still widens D_k, which is how the detector accepts
+   a genuine, lasting level shift after a while.
+
+Hyperparameters are generic, not fitted to any file: scales about x8 apart from one sample to 256
+(a day at 5-minute spacing, four minutes at 1 s), a two-week-at-5-minutes memory (4096 samples),
+a refractory of 500 samples. They were compared on a subset of the Numenta Anomaly Benchmark and
+checked on held-out halves of it (see benchmarks/nab/run.py). Known blind spot: anomalies that
+are only anomalous in context (a normal value at an unusual time of day) - there is no seasonal
+model, because the one tried (a time-of-day profile) did not help on that benchmark.
 """
 from __future__ import annotations
 
@@ -14,24 +50,25 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from streamwatch.detect.base import Scores
 from streamwatch.types import Floats, Ints
 
-__all__ = ["GenericDetector", "GenericParams", "score_series"]
+__all__ = ["GenericDetector", "GenericParams", "score_series", "NB", "Z0", "BPO", "RING"]
 
-NB = 64          # histogram bins of a feature's z (quarter-octaves from Z0)
+NB = 64          # histogram bins of |z|: bin 0 below Z0, then quarter-octaves
 Z0 = 0.25
 BPO = 4.0        # bins per octave
-RING = 512       # ring buffer of recent values (power of two > largest scale)
+RING = 512       # recent values kept per row (power of two, > the largest scale)
 
 
 class GenericParams(BaseModel):
+    """Hyperparameters of the generic profile (all counted in samples, none in seconds)."""
     model_config = ConfigDict(extra="ignore", frozen=True)
-    levels: dict[int, float] = Field(default_factory=lambda: {3: 0.9999, 4: 0.999})
+    levels: dict[int, float] = Field(default_factory=lambda: {3: 0.995, 4: 0.98})
     direction: Literal["both", "up", "down"] = "both"
-    scales: tuple[int, ...] = (1, 4, 16, 64)
-    contrast: float = Field(default=8.0, gt=1.0)
-    memory: int = Field(default=4096, ge=16)
-    warmup: int = Field(default=30, ge=1)
-    refractory: float = Field(default=0.0, ge=0.0)
-    gate: float = Field(default=0.5, ge=0.0, le=1.0)
+    scales: tuple[int, ...] = (1, 8, 64, 256)
+    contrast: float = Field(default=8.0, gt=1.0)       # baseline half-life / window length
+    memory: int = Field(default=4096, ge=16)           # half-life of D_k and of the rank histograms
+    warmup: int = Field(default=30, ge=1)              # samples scored 0 while learning starts
+    refractory: float = Field(default=500.0, ge=0.0)   # half-life of the novelty peak; 0 = off
+    gate: float = Field(default=0.5, ge=0.0, le=1.0)   # factor on evidence below that peak
 
     @field_validator("scales")
     @classmethod
@@ -40,9 +77,16 @@ class GenericParams(BaseModel):
             raise ValueError(f"scales must be in 1..{RING - 1}")
         return tuple(sorted(set(v)))
 
+    @field_validator("levels")
+    @classmethod
+    def _levels(cls, v: dict[int, float]) -> dict[int, float]:
+        if not v or not all(1 <= k <= 4 and 0.0 < t < 1.0 for k, t in v.items()):
+            raise ValueError("levels: {level 1..4: score threshold in (0, 1)}")
+        return v
 
-@nb.njit(cache=True, nogil=True)
-def _bin(z):
+
+@nb.njit(cache=True, nogil=True, inline="always")
+def _bin(z: float) -> int:
     if z < Z0:
         return 0
     b = 1 + int(math.log2(z / Z0) * BPO)
@@ -50,104 +94,105 @@ def _bin(z):
 
 
 @nb.njit(cache=True, nogil=True)
+def _init_row(r, v, n, ring, flag, sums, base, dev, hist, suf, zmax, g, peak, quantum, lastx):
+    ring[r, 0] = v
+    flag[r, :] = 0
+    for k in range(sums.shape[1]):
+        sums[r, k] = v
+        base[r, k] = v
+        dev[r, k] = 0.0
+        zmax[r, k] = 0.0
+        hist[r, k, :] = 0.0
+        suf[r, k, :] = 0.0
+    g[r] = 1.0
+    peak[r] = 0.0
+    quantum[r] = np.inf
+    lastx[r] = v
+    n[r] = 1
+
+
+@nb.njit(cache=True, nogil=True)
 def _kernel(rows, x, scales, a_base, a_long, decay_long, warmup, refr_decay, gate, dir_sign,
-            n, ring, sums, base, dev, hist, htot, g, zmax, peak, quantum, lastx,
-            out_score, out_exp):
-    K = len(scales)
+            protect, n, ring, flag, sums, base, dev, hist, suf, zmax, g, peak, quantum, lastx,
+            out_score, out_exp):  # pragma: no cover - compiled; mirrored by tests/detect/reference_generic.py
+    K = sums.shape[1]
     logk = math.log10(K)
     for j in range(len(rows)):
         r = rows[j]
         v = x[j]
         i = n[r]
+        if not math.isfinite(v):            # never poisons state (upstream rejects these anyway)
+            out_score[j] = 0.0
+            out_exp[j] = base[r, 0] if i > 0 else np.nan
+            continue
         if i == 0:
-            ring[r, 0] = v
-            for k in range(K):
-                sums[r, k] = v
-                base[r, k] = v
-                dev[r, k] = 0.0
-                htot[r, k] = 0.0
-                zmax[r, k] = 0.0
-                for b in range(NB):
-                    hist[r, k, b] = 0.0
-            g[r] = 1.0
-            peak[r] = 0.0
-            quantum[r] = np.inf
-            lastx[r] = v
-            n[r] = 1
+            _init_row(r, v, n, ring, flag, sums, base, dev, hist, suf, zmax, g, peak, quantum, lastx)
             out_score[j] = 0.0
             out_exp[j] = v
             continue
         d = abs(v - lastx[r])
-        if d > 0.0 and d < quantum[r]:
+        if 0.0 < d < quantum[r]:
             quantum[r] = d
         floor = 1e-9 * abs(v) + 1e-300
         if quantum[r] < np.inf and 0.5 * quantum[r] > floor:
             floor = 0.5 * quantum[r]
         pos = i & (RING - 1)
+        a_l = max(a_long, 1.0 / (i + 1.0))  # plain average until `memory` samples are seen
+        gr = g[r] / decay_long              # growing weight = forgetting without touching the bins
         best = 0.0
-        a_l = a_long if a_long > 1.0 / (i + 1.0) else 1.0 / (i + 1.0)
-        gr = g[r] / decay_long
         for k in range(K):
             s = scales[k]
-            if i >= s:
+            full = i >= s
+            if full:
                 old = ring[r, (i - s) & (RING - 1)]
                 sums[r, k] += v - old
                 m = sums[r, k] / s
             else:
-                old = np.nan
+                old = 0.0
                 sums[r, k] += v
                 m = sums[r, k] / (i + 1)
             zc = (m - base[r, k]) / (dev[r, k] + floor)
-            if dir_sign > 0:
-                z = zc if zc > 0.0 else 0.0
-            elif dir_sign < 0:
-                z = -zc if zc < 0.0 else 0.0
-            else:
-                z = abs(zc)
-            # rarity of z among this feature's past z (decayed counts + one pseudo-sample)
+            z = zc if dir_sign > 0 else (-zc if dir_sign < 0 else abs(zc))
+            if z < 0.0:
+                z = 0.0
+            # score: rank p-value of z among this feature's past z, Laplace-floored
             b0 = _bin(z)
-            tail = 0.5 * hist[r, k, b0]
-            for b in range(b0 + 1, NB):
-                tail += hist[r, k, b]
-            p = (tail + gr) / (htot[r, k] + gr)
-            if z > zmax[r, k] and zmax[r, k] > 0.0:
-                p *= zmax[r, k] / z
-            sk = -math.log10(p)
-            if sk > best:
-                best = sk
+            above = 0.5 * hist[r, k, b0] + (suf[r, k, b0 + 1] if b0 + 1 < NB else 0.0)
+            p = (above + gr) / (suf[r, k, 0] + gr)   # + one pseudo-observation at z
+            zm = zmax[r, k]
+            if z > zm > 0.0:
+                p *= zm / z
+            p = max(p, math.exp(-z))
+            best = max(best, -math.log10(p))
             # learn
             hist[r, k, b0] += gr
-            htot[r, k] += gr
-            zm = zmax[r, k] * decay_long
-            zmax[r, k] = z if z > zm else zm
+            for b in range(b0 + 1):
+                suf[r, k, b] += gr
+            zm *= decay_long
+            zmax[r, k] = max(z, zm)
             dev[r, k] += a_l * (abs(m - base[r, k]) - dev[r, k])
-            if i >= s:
+            if not full:
+                base[r, k] = m
+            elif flag[r, (i - s) & (RING - 1)] == 0:
                 base[r, k] += a_base[k] * (old - base[r, k])
-            else:
-                base[r, k] = sums[r, k] / (i + 1)
-            if i & 1023 == 1023 and i >= s:   # re-add the window: no drift in running sums
-                acc = 0.0
-                for q in range(s):
-                    acc += ring[r, (i - q) & (RING - 1)] if q > 0 else v
+            if i & 1023 == 1023 and full:        # re-add the window: no drift in running sums
+                acc = v
+                for q in range(1, s):
+                    acc += ring[r, (i - q) & (RING - 1)]
                 sums[r, k] = acc
         ring[r, pos] = v
         lastx[r] = v
         n[r] = i + 1
         g[r] = gr
-        if gr > 1e200:
-            for k in range(K):
-                htot[r, k] *= 1e-200
-                for b in range(NB):
-                    hist[r, k, b] *= 1e-200
+        if gr > 1e200:                        # rescale before the growing weight overflows
+            hist[r] *= 1e-200
+            suf[r] *= 1e-200
             g[r] *= 1e-200
-        sc = best - logk
-        if sc < 0.0:
-            sc = 0.0
+        sc = max(best - logk, 0.0)
+        flag[r, pos] = 1 if (sc >= protect and i >= warmup) else 0
         pk = peak[r] * refr_decay
-        out = sc
-        if refr_decay > 0.0 and sc < pk:
-            out = sc * gate
-        peak[r] = sc if sc > pk else pk
+        out = sc if (refr_decay == 0.0 or sc >= pk) else sc * gate
+        peak[r] = max(sc, pk)
         if i < warmup:
             out = 0.0
         out_score[j] = 1.0 - 10.0 ** (-out)
@@ -155,8 +200,12 @@ def _kernel(rows, x, scales, a_base, a_long, decay_long, warmup, refr_decay, gat
 
 
 class GenericDetector:
+    """The generic profile's method (see the module docstring); state is numpy arrays by row."""
     method: ClassVar[str] = "generic"
     Params: ClassVar[type[BaseModel]] = GenericParams
+
+    _STATE = ("n", "ring", "flag", "sums", "base", "dev", "hist", "suf", "zmax", "g", "peak",
+              "quantum", "lastx")
 
     def __init__(self, params: GenericParams | None = None) -> None:
         self.params = params or GenericParams()
@@ -164,50 +213,60 @@ class GenericDetector:
         items = sorted(p.levels.items(), key=lambda kv: -kv[1])
         self._thr = np.array([t for _, t in items], np.float64)
         self._thr_lvl = np.array([k for k, _ in items], np.int64)
+        self._protect = -math.log10(1.0 - max(p.levels.values()))
         self._scales = np.array(p.scales, np.int64)
         self._a_base = np.array([1.0 - 0.5 ** (1.0 / (p.contrast * s)) for s in p.scales])
+        self._a_long = 1.0 - 0.5 ** (1.0 / p.memory)
+        self._decay_long = 0.5 ** (1.0 / p.memory)
+        self._refr = 0.5 ** (1.0 / p.refractory) if p.refractory > 0 else 0.0
         self._dir = {"up": 1, "down": -1, "both": 0}[p.direction]
-        self.n_rows = 0
         K = len(p.scales)
+        self.n_rows = 0
         self.n = np.zeros(0, np.int64)
-        self.ring = np.zeros((0, RING)); self.sums = np.zeros((0, K)); self.base = np.zeros((0, K))
-        self.dev = np.zeros((0, K)); self.hist = np.zeros((0, K, NB)); self.htot = np.zeros((0, K))
-        self.g = np.zeros(0); self.zmax = np.zeros((0, K)); self.peak = np.zeros(0)
+        self.ring = np.zeros((0, RING)); self.flag = np.zeros((0, RING), np.uint8)
+        self.sums = np.zeros((0, K)); self.base = np.zeros((0, K)); self.dev = np.zeros((0, K))
+        self.hist = np.zeros((0, K, NB)); self.suf = np.zeros((0, K, NB))
+        self.zmax = np.zeros((0, K)); self.g = np.zeros(0); self.peak = np.zeros(0)
         self.quantum = np.zeros(0); self.lastx = np.zeros(0)
 
     def resize(self, n_rows: int) -> None:
+        """Make room for rows 0..n_rows-1; existing rows keep their state."""
         if n_rows <= self.n_rows:
             return
-        def grow(a: np.ndarray) -> np.ndarray:
+        for name in self._STATE:
+            a = getattr(self, name)
             out = np.zeros((n_rows,) + a.shape[1:], a.dtype)
             out[: len(a)] = a
-            return out
-        for name in ("n", "ring", "sums", "base", "dev", "hist", "htot", "g", "zmax", "peak",
-                     "quantum", "lastx"):
-            setattr(self, name, grow(getattr(self, name)))
+            setattr(self, name, out)
         self.n_rows = n_rows
 
     def update_many(self, rows: Ints, ts: Floats, x: Floats, dt: Floats) -> Scores:
-        p = self.params
+        """Score then learn each sample in order; `ts` and `dt` are unused (sample counts rule)."""
         m = len(rows)
-        score = np.empty(m); exp = np.empty(m)
-        a_long = 1.0 - 0.5 ** (1.0 / p.memory)
-        refr = 0.5 ** (1.0 / p.refractory) if p.refractory > 0 else 0.0
-        _kernel(np.asarray(rows, np.int64), np.asarray(x, np.float64), self._scales,
-                self._a_base, a_long, 0.5 ** (1.0 / p.memory), p.warmup, refr, p.gate, self._dir,
-                self.n, self.ring, self.sums, self.base, self.dev, self.hist, self.htot, self.g,
-                self.zmax, self.peak, self.quantum, self.lastx, score, exp)
-        lvl = np.zeros(m, np.int64)
-        for t, l in zip(self._thr[::-1], self._thr_lvl[::-1]):
+        score = np.empty(m)
+        exp = np.empty(m)
+        _kernel(np.ascontiguousarray(rows, np.int64), np.ascontiguousarray(x, np.float64),
+                self._scales, self._a_base, self._a_long, self._decay_long, self.params.warmup,
+                self._refr, self.params.gate, self._dir, self._protect,
+                self.n, self.ring, self.flag, self.sums, self.base, self.dev, self.hist, self.suf,
+                self.zmax, self.g, self.peak, self.quantum, self.lastx, score, exp)
+        return Scores(score, exp, self.levels_of(score))
+
+    def levels_of(self, score: Floats) -> Ints:
+        """Severity of each score alone: the most severe level whose threshold it reaches."""
+        lvl = np.zeros(len(score), np.int64)
+        for t, l in zip(self._thr[::-1], self._thr_lvl[::-1]):  # ascending thresholds
             lvl[score >= t] = l
-        return Scores(score, exp, lvl)
+        return lvl
 
     def reset(self, rows: Ints) -> None:
+        """Forget what these rows learned (their next sample starts them afresh)."""
         self.n[np.asarray(rows, np.int64)] = 0
 
 
-def score_series(ts: np.ndarray, values: np.ndarray, params: GenericParams | None = None) -> np.ndarray:
-    """Anomaly score in [0, 1] of every sample of one series (what `replay --scores` writes)."""
+def score_series(ts: np.ndarray, values: np.ndarray,
+                 params: GenericParams | None = None) -> np.ndarray:
+    """Anomaly score in [0, 1] of every sample of one series, in order (`replay --scores`)."""
     det = GenericDetector(params)
     det.resize(1)
     v = np.asarray(values, np.float64)

@@ -6,9 +6,11 @@ event time, last sample, on air or not) are one array lookup away.
 """
 from __future__ import annotations
 
-from itertools import repeat
+from collections.abc import Sequence
 
 import numpy as np
+
+from streamwatch.ingest.names import Names
 
 from streamwatch.types import Floats, Ints
 
@@ -36,12 +38,15 @@ class SeriesTable:
 
     def __init__(self) -> None:
         self.rows: dict[tuple[str, str], int] = {}
-        self.stream_ids: dict[str, int] = {}
-        self.streams: list[str] = []
+        self.stream_names = Names()
+        self.metric_names = Names()
+        self.stream_ids = self.stream_names.ids        # name -> id
+        self.streams = self.stream_names.names         # id -> name
+        self.metric_ids = self.metric_names.ids
+        self.metrics = self.metric_names.names
         self.keys: list[tuple[str, str]] = []
-        self.metric_ids: dict[str, int] = {}
-        self.metrics: list[str] = []
         self._grid: Ints = np.full((0, 0), -1, np.int64)   # (stream id, metric id) -> row
+        self._n_streams = 0                                # streams with per-stream arrays
         self.last_mids: Ints = np.zeros(0, np.int64)       # metric id per sample of last lookup
         self.row_metric: Ints = np.zeros(0, np.int64)
         # per row
@@ -63,44 +68,32 @@ class SeriesTable:
 
     @property
     def n_streams(self) -> int:
-        return len(self.streams)
+        return self._n_streams
 
     def stream_id(self, stream: str) -> int:
-        sid = self.stream_ids.get(stream)
-        if sid is None:
-            sid = len(self.streams)
-            self.stream_ids[stream] = sid
-            self.streams.append(stream)
-            n = sid + 1
+        sid = self.stream_names.intern(stream)
+        n = sid + 1
+        if len(self.stream_newest) < n or sid >= self._n_streams:
             self.stream_newest = _grow(self.stream_newest, n, -np.inf)
             self.stream_first = _grow(self.stream_first, n, np.nan)
             self.stream_live = _grow(self.stream_live, n, -1)
+            self._n_streams = max(self._n_streams, n)
         return sid
 
     def metric_id(self, metric: str) -> int:
-        mid = self.metric_ids.get(metric)
-        if mid is None:
-            mid = len(self.metrics)
-            self.metric_ids[metric] = mid
-            self.metrics.append(metric)
-        return mid
+        return self.metric_names.intern(metric)
 
-    def lookup(self, streams: list[str], metrics: list[str]) -> tuple[Ints, list[int]]:
+    def lookup(self, streams: Sequence[str], metrics: Sequence[str],
+               sids: Ints | None = None, mids: Ints | None = None) -> tuple[Ints, list[int]]:
         """Row per sample, creating rows for new series; also the list of rows created.
 
-        Hot path: two C-level dict lookups per sample (`map` over `dict.get`) and one numpy
-        gather from a (stream x metric) id grid; Python loops only over series never seen."""
-        n = len(streams)
-        sids = np.fromiter(map(self.stream_ids.get, streams, repeat(-1, n)), np.int64, n)
-        mids = np.fromiter(map(self.metric_ids.get, metrics, repeat(-1, n)), np.int64, n)
-        created: list[int] = []
-        if (sids < 0).any() or (mids < 0).any():
-            for name in dict.fromkeys(s for s, k in zip(streams, sids.tolist()) if k < 0):
-                self.stream_id(name)
-            for name in dict.fromkeys(m for m, k in zip(metrics, mids.tolist()) if k < 0):
-                self.metric_id(name)
-            sids = np.fromiter(map(self.stream_ids.__getitem__, streams), np.int64, n)
-            mids = np.fromiter(map(self.metric_ids.__getitem__, metrics), np.int64, n)
+        With ids from the parser (ingest/fastpath.py) this is one numpy gather; otherwise two
+        C-level dict lookups per sample first. Python loops only over series never seen."""
+        if sids is None or mids is None:
+            sids = self.stream_names.lookup(list(streams))
+            mids = self.metric_names.lookup(list(metrics))
+        for sid in np.unique(sids[sids >= self._n_streams]).tolist():
+            self.stream_id(self.streams[sid])
         grid = self._grid
         if grid.shape[0] < len(self.streams) or grid.shape[1] < len(self.metrics):
             g = np.full((max(len(self.streams), 2 * grid.shape[0]),
@@ -108,12 +101,13 @@ class SeriesTable:
             g[: grid.shape[0], : grid.shape[1]] = grid
             self._grid = grid = g
         rows = grid[sids, mids]
+        created: list[int] = []
         missing = np.flatnonzero(rows < 0)
         if len(missing):
             for i in missing.tolist():
                 r = grid[sids[i], mids[i]]
                 if r < 0:
-                    r = self._add((streams[i], metrics[i]))
+                    r = self._add((self.streams[sids[i]], self.metrics[mids[i]]))
                     grid[sids[i], mids[i]] = r
                     created.append(r)
             rows = grid[sids, mids]

@@ -25,7 +25,7 @@ import gc
 import json
 import math
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -46,7 +46,7 @@ __all__ = [
 ]
 
 _BOM = b"\xef\xbb\xbf"
-_PIECE = 128 << 10                # bytes decoded per round, so the column pass finds them in cache
+_PIECE = 64 << 10                 # bytes decoded per round, so the column pass finds them in cache
 _WS = b" \t\r"                    # JSON whitespace besides the line feed we split on
 _FIELDS = ("stream", "metric", "ts", "value")
 _STREAM, _METRIC, _TS, _VALUE, _LABELS = (attrgetter(f) for f in (*_FIELDS, "labels"))
@@ -88,6 +88,10 @@ class Batch:
     values: Floats
     labels: list[dict[str, str] | None]
     positions: Ints                        # index or line each sample came from
+    # ids of the names in the pipeline's interning (ingest/names.py), when the parser had them:
+    # the table then skips looking names up (ingest/fastpath.py)
+    sids: Ints | None = None
+    mids: Ints | None = None
 
     def __len__(self) -> int:
         return len(self.streams)
@@ -106,9 +110,12 @@ class Batch:
             streams += b.streams
             metrics += b.metrics
             labels += b.labels
+        ids = all(b.sids is not None and b.mids is not None for b in parts)
         return Batch(streams, metrics, np.concatenate([b.ts for b in parts]),
                      np.concatenate([b.values for b in parts]), labels,
-                     np.concatenate([b.positions for b in parts]))
+                     np.concatenate([b.positions for b in parts]),
+                     np.concatenate([b.sids for b in parts]) if ids else None,  # type: ignore[misc]
+                     np.concatenate([b.mids for b in parts]) if ids else None)  # type: ignore[misc]
 
 
 @dataclass(slots=True)
@@ -337,7 +344,7 @@ def parse_ndjson(data: bytes, *, now: float, limits: Limits = Limits(),
                  first_line: int = 1) -> ParseResult:
     """Parse NDJSON; `first_line` numbers the first line so chunks of a file count on.
 
-    Lines are decoded in runs of ~128 KiB; a run whose item count matches its line count (and whose
+    Lines are decoded in runs of ~64 KiB; a run whose item count matches its line count (and whose
     lines are all framed by braces) had one sample per line and no blank line, so its line numbers
     come for free. Any other run is redone line by line by `_decode_tolerant`."""
     if first_line == 1 and data.startswith(_BOM):
@@ -449,10 +456,13 @@ def parse_body(data: bytes, *, now: float, limits: Limits = Limits()) -> ParseRe
 
 
 def iter_ndjson_file(path: Path, *, now: float, chunk_bytes: int = 4 << 20,
-                     limits: Limits = Limits()) -> Iterator[ParseResult]:
+                     limits: Limits = Limits(),
+                     parse: Callable[..., ParseResult] | None = None) -> Iterator[ParseResult]:
     """Parse a big NDJSON file chunk by chunk (cut on line ends, line numbers continuous).
 
-    Each result's `bytes_read` is the file offset parsed so far, for a progress bar."""
+    Each result's `bytes_read` is the file offset parsed so far, for a progress bar. `parse`
+    (default `parse_ndjson`) lets replay put the interning fast path (ingest/fastpath.py) first."""
+    parse_chunk = parse or parse_ndjson
     line, done, carry = 1, 0, b""
     with open(path, "rb") as fh:
         while block := fh.read(chunk_bytes):
@@ -462,12 +472,12 @@ def iter_ndjson_file(path: Path, *, now: float, chunk_bytes: int = 4 << 20,
                 carry = buf
                 continue
             chunk, carry = buf[:cut], buf[cut:]
-            result = parse_ndjson(chunk, now=now, limits=limits, first_line=line)
+            result = parse_chunk(chunk, now=now, limits=limits, first_line=line)
             line += chunk.count(b"\n")
             done += len(chunk)
             result.bytes_read = done
             yield result
     if carry:
-        result = parse_ndjson(carry, now=now, limits=limits, first_line=line)
+        result = parse_chunk(carry, now=now, limits=limits, first_line=line)
         result.bytes_read = done + len(carry)
         yield result
