@@ -145,6 +145,8 @@ class Pipeline:
 
     def _note_first(self, sids: Ints, ts: Floats, admitted: np.ndarray) -> None:
         first = self.table.stream_first
+        if not np.isnan(first[: self.table.n_streams]).any():
+            return                          # every stream's broadcast start is known
         fresh = np.isnan(first[sids]) & admitted
         for s, t0 in zip(sids[fresh].tolist(), ts[fresh].tolist()):
             if first[s] != first[s] or t0 < first[s]:
@@ -164,7 +166,7 @@ class Pipeline:
                 live: Floats, sids: Ints, ts: Floats, cursor: _Cursor) -> list[AlertEvent]:
         items: list[tuple[int, int, object]] = [(tr.index, _TRANSITION, tr) for tr in transitions]
         items += [(a[0], _ABSENCE, a[1:]) for a in absence]
-        items += [(int(i), _LIFECYCLE, None) for i in np.flatnonzero(~np.isnan(live))]
+        items += [(i, _LIFECYCLE, None) for i in self._live_changes(live, sids)]
         items.sort(key=lambda it: (it[0], it[1]))
         events: list[AlertEvent] = []
         for i, what, obj in items:
@@ -181,6 +183,19 @@ class Pipeline:
                 self.correlator.set_silent(stream, when, kind == FELL, newest)
                 events.extend(self._reassess(stream, when))
         return events
+
+    def _live_changes(self, live: Floats, sids: Ints) -> list[int]:
+        """Positions of `live` samples that change a stream's on-air state (most repeat it)."""
+        state = {}
+        out = []
+        for i in np.flatnonzero(~np.isnan(live)).tolist():
+            s = int(sids[i])
+            now = 1 if live[i] > 0 else 0
+            was = state.get(s, int(self.table.stream_live[s]))
+            if now != was:
+                out.append(i)
+            state[s] = now
+        return out
 
     def _lifecycle(self, ts: float, sid: int, value: float, index: int) -> list[AlertEvent]:
         t = self.table

@@ -15,11 +15,11 @@ from dataclasses import dataclass
 import numpy as np
 import orjson
 
-from streamwatch.ingest.names import Names
+from streamwatch.ingest.names import Names, relookup
 from streamwatch.ingest.parse import Batch, Limits, ParseResult, parse_ndjson
 from streamwatch.ingest.scan import FAST, SLOW, scan
 
-__all__ = ["Interned", "NameView"]
+__all__ = ["Interned", "NameView", "LazyLabels"]
 
 
 class NameView(Sequence[str]):
@@ -46,6 +46,23 @@ class NameView(Sequence[str]):
         return list(self) == list(other) if isinstance(other, Sequence) else NotImplemented
 
 
+class LazyLabels(Sequence[dict[str, str] | None]):
+    """Labels decoded only when someone reads them (replay never does)."""
+    __slots__ = ("_data", "_a", "_b")
+
+    def __init__(self, data: bytes, a: np.ndarray, b: np.ndarray) -> None:
+        self._data, self._a, self._b = data, a, b
+
+    def __len__(self) -> int:
+        return len(self._a)
+
+    def __getitem__(self, k):  # type: ignore[no-untyped-def, override]
+        if isinstance(k, slice):
+            return LazyLabels(self._data, self._a[k], self._b[k])
+        a = int(self._a[k])
+        return None if a < 0 else orjson.loads(self._data[a:int(self._b[k])])
+
+
 @dataclass
 class Interned:
     """The parse stage bound to a pipeline's name interning."""
@@ -58,7 +75,7 @@ class Interned:
         r = scan(buf, self.streams, self.metrics, limits.max_labels, limits.max_label_len)
         status = r.status
         fast = status == FAST
-        self._resolve_new_names(data, r, fast)
+        self._resolve_new_names(buf, r, fast)
         fast &= (r.sid >= 0) & (r.mid >= 0)
         # range rules: a breaking line goes to the exact parser, which words the rejection
         counter = self._counter_flags()
@@ -68,10 +85,7 @@ class Interned:
         slow = (status == SLOW) | (bad | ((status == FAST) & ~fast))
         lines = first_line + np.arange(r.n, dtype=np.int64)
         fi = np.flatnonzero(fast)
-        labels: list[dict[str, str] | None] = [None] * len(fi)
-        for k in np.flatnonzero(r.lab_a[fi] >= 0).tolist():
-            i = fi[k]
-            labels[k] = orjson.loads(data[r.lab_a[i]:r.lab_b[i]])
+        labels: Sequence[dict[str, str] | None] = LazyLabels(data, r.lab_a[fi], r.lab_b[fi])
         sids, mids = r.sid[fi], r.mid[fi]
         ts, values, positions = r.ts[fi], r.value[fi], lines[fi]
         rejections = []
@@ -93,24 +107,31 @@ class Interned:
                 ts = np.concatenate([ts, sb.ts])
                 values = np.concatenate([values, sb.values])
                 positions = np.concatenate([positions, lines[si][sb.positions - 1]])
-                labels += sb.labels
+                labels = list(labels) + list(sb.labels)
                 order = np.argsort(positions, kind="stable")
                 sids, mids, ts, values, positions = (a[order] for a in (sids, mids, ts, values,
                                                                         positions))
                 labels = [labels[i] for i in order.tolist()]
         batch = Batch(NameView(sids, self.streams.names), NameView(mids, self.metrics.names),  # type: ignore[arg-type]
-                      ts, values, labels, positions, sids, mids)
+                      ts, values, labels, positions, sids, mids)  # type: ignore[arg-type]
         return ParseResult(batch, rejections)
 
-    def _resolve_new_names(self, data: bytes, r, fast: np.ndarray) -> None:  # type: ignore[no-untyped-def]
-        """First sight of a name: give it an id (it is in the hash table from now on)."""
+    def _resolve_new_names(self, buf: np.ndarray, r, fast: np.ndarray) -> None:  # type: ignore[no-untyped-def]
+        """First sight of a name: give it an id. One Python step per *new name*: intern the
+        first unknown, then let numba look all the remaining unknown lines up again."""
         for ids, starts, ends, names in ((r.sid, r.ss, r.se, self.streams),
                                          (r.mid, r.ms, r.me, self.metrics)):
-            for i in np.flatnonzero(fast & (ids == -1)).tolist():
+            todo = np.flatnonzero(fast & (ids == -1))
+            while len(todo):
+                i = int(todo[0])
                 try:
-                    ids[i] = names.intern(data[starts[i]:ends[i]].decode("utf-8"))
+                    names.intern(bytes(buf[starts[i]:ends[i]]).decode("utf-8"))
                 except UnicodeDecodeError:
-                    ids[i] = -1                       # the exact parser will say why
+                    ids[i] = -3                       # the exact parser will say why
+                    todo = todo[1:]
+                    continue
+                relookup(buf, starts, ends, todo, names.keys, names.vals, ids)
+                todo = todo[ids[todo] == -1]
 
     def _counter_flags(self) -> np.ndarray:
         names = self.metrics.names

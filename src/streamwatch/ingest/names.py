@@ -15,7 +15,7 @@ import numpy as np
 
 from streamwatch.types import Ints
 
-__all__ = ["Names", "fnv1a", "lookup_hash"]
+__all__ = ["Names", "fnv1a", "lookup_hash", "relookup"]
 
 _FNV_OFFSET = np.uint64(14695981039346656037)
 _FNV_PRIME = np.uint64(1099511628211)
@@ -49,6 +49,19 @@ def lookup_hash(keys, vals, h):  # type: ignore[no-untyped-def]
         if k == np.uint64(0):
             return -1
         j = (j + 1) & mask
+
+
+@nb.njit(cache=True, nogil=True)
+def relookup(buf, starts, ends, idx, keys, vals, out):  # type: ignore[no-untyped-def]
+    """out[idx[k]] = id of the name at buf[starts[k]:ends[k]] (-1 unknown), for k in idx."""
+    left = 0
+    for k in range(len(idx)):
+        i = idx[k]
+        got = lookup_hash(keys, vals, _fnv(buf, starts[i], ends[i]))
+        out[i] = got
+        if got == -1:
+            left += 1
+    return left
 
 
 class Names:
