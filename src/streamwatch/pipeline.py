@@ -148,9 +148,10 @@ class Pipeline:
         if not np.isnan(first[: self.table.n_streams]).any():
             return                          # every stream's broadcast start is known
         fresh = np.isnan(first[sids]) & admitted
-        for s, t0 in zip(sids[fresh].tolist(), ts[fresh].tolist()):
-            if first[s] != first[s] or t0 < first[s]:
-                first[s] = t0
+        earliest = np.full(len(first), np.inf)
+        np.minimum.at(earliest, sids[fresh], ts[fresh])
+        got = np.isfinite(earliest)
+        first[got] = earliest[got]
 
     def _live_values(self, batch: Batch, admitted: np.ndarray) -> Floats:
         live = np.full(len(batch), np.nan)

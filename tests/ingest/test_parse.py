@@ -219,7 +219,7 @@ def mixed(n: int, seed: int) -> tuple[list[str], list[int], dict[int, Reason]]:
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_ndjson_good_samples_survive_many_bad_neighbours(seed: int) -> None:
-    texts, good_ids, why = mixed(4000, seed)        # several 64 KiB decode runs
+    texts, good_ids, why = mixed(4000, seed)        # several 128 KiB decode runs
     texts[10] = "not json at all"                  # a malformed line too
     why[10] = Reason.MALFORMED
     good_ids = [i for i in good_ids if i != 10]

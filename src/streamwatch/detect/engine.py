@@ -51,6 +51,7 @@ class DetectionStage:
         # per rule: which rule-row each series row feeds (and how), grown as series appear
         self._bound_rows = 0
         self._has_per = [bool(r.extra().get("per")) for r in rules]
+        self._rule_mids: list[list[int]] = [[] for _ in rules]
         self.max_score: Floats = np.zeros(0)
 
     def on_new_rows(self) -> None:
@@ -77,6 +78,15 @@ class DetectionStage:
             self.detectors[i].resize(size)
             self.debouncers[i].resize(size)
         self._bound_rows = n
+        mids_of = self.table.metric_ids
+        self._rule_mids = []
+        for i, rule in enumerate(self.rules):
+            if rule.metric == "*":
+                mids = [mid for m, mid in mids_of.items() if m not in self._named]
+            else:
+                names = [rule.metric] + ([str(rule.extra()["per"])] if self._has_per[i] else [])
+                mids = [mids_of[m] for m in names if m in mids_of]
+            self._rule_mids.append(mids)
 
     def run(self, rows: Ints, ts: Floats, x: Floats, dt: Floats, positions: Ints
             ) -> list[Transition]:
@@ -89,12 +99,13 @@ class DetectionStage:
         table = self.table
         self.max_score = np.full(len(rows), np.nan)
         self.expected = np.full(len(rows), np.nan)
+        groups = self._groups(table.row_metric[rows])
         for i, rule in enumerate(self.rules):
-            rr = self.bind[i][rows]
-            sel = np.flatnonzero(rr >= 0)
-            if len(sel) == 0:
+            parts = [groups[m] for m in self._rule_mids[i] if m in groups]
+            if not parts:
                 continue
-            r_rows = rr[sel]
+            sel = parts[0] if len(parts) == 1 else np.sort(np.concatenate(parts))
+            r_rows = self.bind[i][rows[sel]]
             role = self.role[i][rows[sel]]
             det = self.detectors[i]
             scores = (det.update_many(r_rows, ts[sel], x[sel], dt[sel], role=role)
@@ -118,6 +129,19 @@ class DetectionStage:
                                       float(scores.expected[j])))
         out.sort(key=lambda t: t.index)     # stable: same sample -> rule order
         return out
+
+    @staticmethod
+    def _groups(mids: Ints) -> dict[int, Ints]:
+        """Sample positions per metric id, each in arrival order: every rule then touches only
+        its own samples instead of masking the whole batch."""
+        if len(mids) == 0:
+            return {}
+        order = np.argsort(mids, kind="stable")
+        m_sorted = mids[order]
+        cuts = np.flatnonzero(np.diff(m_sorted)) + 1
+        starts = np.concatenate([[0], cuts])
+        ends = np.concatenate([cuts, [len(order)]])
+        return {int(m_sorted[a]): order[a:b] for a, b in zip(starts.tolist(), ends.tolist())}
 
     def end_stream(self, sid: int, ts: float, index: int) -> list[Transition]:
         """Stream went off air or restarted: active anomalies end, learnt state is forgotten."""
