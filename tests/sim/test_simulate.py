@@ -251,7 +251,6 @@ def test_iter_ticks_groups_the_same_samples_by_arrival() -> None:
     assert [s for _, batch in ticks for s in batch] == list(sim.samples())
     for t, batch in ticks:
         assert all(s["ts"] < t for s in batch)          # nothing from the future
-    assert any(batch == [] for _, batch in ticks) or len(ticks) > 250
 
 
 def test_tiny_sessions_work() -> None:
@@ -259,8 +258,8 @@ def test_tiny_sessions_work() -> None:
     streams = {s["stream"] for s in only_services.samples()}
     assert streams == {"svc:payment", "svc:api"}
     one = Simulator(seed=2, rooms=1, minutes=1.5)
-    assert {s["stream"] for s in one.samples()} >= {"room-000"} or one.labels()["streams"][0][
-        "start_ts"] > one.start_ts
+    assert {s["stream"] for s in one.samples()} == {"room-000", "svc:payment", "svc:api"}
+    assert one.labels()["incidents"] == []          # too short to place anything provable
     with pytest.raises(ValueError):
         Simulator(seed=2, rooms=1, minutes=0)
 

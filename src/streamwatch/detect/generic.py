@@ -69,6 +69,8 @@ class GenericParams(BaseModel):
     warmup: int = Field(default=30, ge=1)              # samples scored 0 while learning starts
     refractory: float = Field(default=500.0, ge=0.0)   # half-life of the novelty peak; 0 = off
     gate: float = Field(default=0.5, ge=0.0, le=1.0)   # factor on evidence below that peak
+    quiet: int = 0
+    quiet_level: float = 1.0
 
     @field_validator("scales")
     @classmethod
@@ -113,7 +115,7 @@ def _init_row(r, v, n, ring, flag, sums, base, dev, hist, suf, zmax, g, peak, qu
 
 @nb.njit(cache=True, nogil=True)
 def _kernel(rows, x, scales, a_base, a_long, decay_long, warmup, refr_decay, gate, dir_sign,
-            protect, n, ring, flag, sums, base, dev, hist, suf, zmax, g, peak, quantum, lastx,
+            protect, quiet, quiet_level, qc, n, ring, flag, sums, base, dev, hist, suf, zmax, g, peak, quantum, lastx,
             out_score, out_exp):  # pragma: no cover - compiled; mirrored by tests/detect/reference_generic.py
     K = sums.shape[1]
     logk = math.log10(K)
@@ -191,6 +193,13 @@ def _kernel(rows, x, scales, a_base, a_long, decay_long, warmup, refr_decay, gat
         sc = max(best - logk, 0.0)
         flag[r, pos] = 1 if (sc >= protect and i >= warmup) else 0
         pk = peak[r] * refr_decay
+        if quiet > 0:
+            if sc < quiet_level:
+                qc[r] += 1
+                if qc[r] >= quiet:
+                    pk = 0.0
+            else:
+                qc[r] = 0
         out = sc if (refr_decay == 0.0 or sc >= pk) else sc * gate
         peak[r] = max(sc, pk)
         if i < warmup:
@@ -204,7 +213,7 @@ class GenericDetector:
     method: ClassVar[str] = "generic"
     Params: ClassVar[type[BaseModel]] = GenericParams
 
-    _STATE = ("n", "ring", "flag", "sums", "base", "dev", "hist", "suf", "zmax", "g", "peak",
+    _STATE = ("qc", "n", "ring", "flag", "sums", "base", "dev", "hist", "suf", "zmax", "g", "peak",
               "quantum", "lastx")
 
     def __init__(self, params: GenericParams | None = None) -> None:
@@ -223,6 +232,7 @@ class GenericDetector:
         K = len(p.scales)
         self.n_rows = 0
         self.n = np.zeros(0, np.int64)
+        self.qc = np.zeros(0, np.int64)
         self.ring = np.zeros((0, RING)); self.flag = np.zeros((0, RING), np.uint8)
         self.sums = np.zeros((0, K)); self.base = np.zeros((0, K)); self.dev = np.zeros((0, K))
         self.hist = np.zeros((0, K, NB)); self.suf = np.zeros((0, K, NB))
@@ -248,6 +258,7 @@ class GenericDetector:
         _kernel(np.ascontiguousarray(rows, np.int64), np.ascontiguousarray(x, np.float64),
                 self._scales, self._a_base, self._a_long, self._decay_long, self.params.warmup,
                 self._refr, self.params.gate, self._dir, self._protect,
+                self.params.quiet, self.params.quiet_level, self.qc,
                 self.n, self.ring, self.flag, self.sums, self.base, self.dev, self.hist, self.suf,
                 self.zmax, self.g, self.peak, self.quantum, self.lastx, score, exp)
         return Scores(score, exp, self.levels_of(score))

@@ -76,11 +76,12 @@ class Interned:
         status = r.status
         fast = status == FAST
         self._resolve_new_names(buf, r, fast)
-        fast &= (r.sid >= 0) & (r.mid >= 0)
+        fast &= (r.sid >= 0) & (r.mid >= 0)     # (ids are only meaningful on FAST lines)
         # range rules: a breaking line goes to the exact parser, which words the rejection
         counter = self._counter_flags()
+        mid = np.where(fast, r.mid, 0)
         bad = fast & ((r.ts < limits.min_ts) | (r.ts > now + limits.future_skew_s)
-                      | ((r.value < 0) & counter[np.where(r.mid >= 0, r.mid, 0)]))
+                      | ((r.value < 0) & counter[mid]))
         fast &= ~bad
         slow = (status == SLOW) | (bad | ((status == FAST) & ~fast))
         lines = first_line + np.arange(r.n, dtype=np.int64)

@@ -34,11 +34,8 @@ def _scan(buf, pow10, s_keys, s_vals, m_keys, m_vals, max_labels, max_label_len,
     s_mask = len(s_keys) - 1
     m_mask = len(m_keys) - 1
     while a < end:
-        b = a
-        while b < end and buf[b] != 10:
-            b += 1
+        b = end                 # parse up to the newline, found on the way (not in a pre-pass)
         line_a[n] = a
-        line_b[n] = b
         lab_a[n] = -1
         lab_b[n] = -1
         st = FAST
@@ -46,7 +43,7 @@ def _scan(buf, pow10, s_keys, s_vals, m_keys, m_vals, max_labels, max_label_len,
         i = a
         while i < b and (buf[i] == 32 or buf[i] == 9 or buf[i] == 13):
             i += 1
-        if i == b:
+        if i == b or buf[i] == 10:
             st = BLANK
         elif buf[i] != 123:
             st = SLOW
@@ -60,9 +57,9 @@ def _scan(buf, pow10, s_keys, s_vals, m_keys, m_vals, max_labels, max_label_len,
                     break
                 ka = i + 1
                 i = ka
-                while i < b and buf[i] != 34 and buf[i] != 92:
+                while i < b and buf[i] != 34 and buf[i] != 92 and buf[i] >= 32:
                     i += 1
-                if i >= b or buf[i] == 92:
+                if i >= b or buf[i] != 34:
                     st = SLOW
                     break
                 kl = i - ka
@@ -234,9 +231,8 @@ def _scan(buf, pow10, s_keys, s_vals, m_keys, m_vals, max_labels, max_label_len,
                         if pairs > max_labels:
                             st = SLOW
                             break
-                        if pairs:
-                            lab_a[n] = start
-                            lab_b[n] = i
+                        lab_a[n] = start              # {} stays {}, as the exact parser has it
+                        lab_b[n] = i
                     else:
                         st = SLOW
                         break
@@ -249,16 +245,21 @@ def _scan(buf, pow10, s_keys, s_vals, m_keys, m_vals, max_labels, max_label_len,
                     i += 1
                     while i < b and (buf[i] == 32 or buf[i] == 9 or buf[i] == 13):
                         i += 1
-                    if i != b:
+                    if i < b and buf[i] != 10:
                         st = SLOW
                     break
                 st = SLOW
                 break
             if st == FAST and have != 15:
                 st = SLOW
+        while i < end and buf[i] != 10:     # the line's end (rest of a line judged SLOW)
+            i += 1
+        if st == BLANK and i < end and buf[i] != 10:
+            st = SLOW
+        line_b[n] = i
         status[n] = st
         n += 1
-        a = b + 1
+        a = i + 1
     return n
 
 
@@ -272,22 +273,31 @@ class Scan:
         self.status = np.empty(cap, np.int64)
         self.line_a = np.empty(cap, np.int64)
         self.line_b = np.empty(cap, np.int64)
-        self.sid = np.full(cap, -1, np.int64)
-        self.mid = np.full(cap, -1, np.int64)
-        self.ts = np.zeros(cap)
-        self.value = np.zeros(cap)
+        self.sid = np.empty(cap, np.int64)    # meaningful only where status == FAST
+        self.mid = np.empty(cap, np.int64)
+        self.ts = np.empty(cap)
+        self.value = np.empty(cap)
         self.lab_a = np.empty(cap, np.int64)
         self.lab_b = np.empty(cap, np.int64)
-        self.ss = np.zeros(cap, np.int64)
-        self.se = np.zeros(cap, np.int64)
-        self.ms = np.zeros(cap, np.int64)
-        self.me = np.zeros(cap, np.int64)
+        self.ss = np.empty(cap, np.int64)
+        self.se = np.empty(cap, np.int64)
+        self.ms = np.empty(cap, np.int64)
+        self.me = np.empty(cap, np.int64)
+
+
+@nb.njit(cache=True, nogil=True)
+def _count_lines(buf):  # type: ignore[no-untyped-def]
+    n = 0
+    for c in buf:
+        if c == 10:
+            n += 1
+    return n
 
 
 def scan(buf: np.ndarray, streams: Names, metrics: Names, max_labels: int,
          max_label_len: int) -> Scan:
     """Scan `buf` (uint8 array of whole lines, the last one may lack its newline)."""
-    res = Scan(int(np.count_nonzero(buf == 10)) + 1)
+    res = Scan(int(_count_lines(buf)) + 1)
     res.n = _scan(buf, _POW10, streams.keys, streams.vals, metrics.keys, metrics.vals,
                   max_labels, max_label_len, res.status, res.line_a, res.line_b, res.sid,
                   res.mid, res.ts, res.value, res.lab_a, res.lab_b, res.ss, res.se, res.ms,

@@ -31,7 +31,8 @@ class CollectorSpec:
 
 
 ROOM_COLLECTORS: tuple[CollectorSpec, ...] = (
-    CollectorSpec("health", ("bitrate_kbps", "fps", "dropped_frames_ratio", "rebuffer_ratio"), (1, 5)),
+    CollectorSpec("health", ("bitrate_kbps", "fps", "dropped_frames_ratio", "rebuffer_ratio"),
+                  (1, 5)),
     CollectorSpec("audience", ("viewers", "entries_total"), (2, 10)),
     CollectorSpec("interaction", ("comments_total", "likes_total", "shares_total", "follows_total"),
                   (5, 15)),

@@ -61,7 +61,7 @@ class RoomEffects:
 
 
 class ServiceEffects:
-    """Per-second changes of a service: CPU and error ratio pulled toward a level, latency scaled."""
+    """Per-second service changes: CPU and errors pulled toward a level, latency scaled."""
     __slots__ = ("cpu_target", "cpu_weight", "lat_mult", "err_target", "err_weight")
 
     def __init__(self, n: int) -> None:

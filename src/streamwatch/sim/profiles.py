@@ -1,4 +1,4 @@
-"""Per-stream constants: who a room is (audience size, engagement, prices, stream quality, cadences).
+"""Per-stream constants: who a room is (audience, engagement, prices, stream quality, cadences).
 
 Everything here is drawn once, at construction, from the scenario RNG, so the ground truth
 (labels, impact at onset) can be computed before a single sample is generated.  The ranges aim
@@ -149,7 +149,8 @@ def draw_rooms(rng: np.random.Generator, n: int, session_s: float) -> list[RoomP
             index=i, stream=f"room-{i:03d}", platform=str(rng.choice(PLATFORMS)),
             start=start, end=end, ends_in_session=ends, preexisting=preexisting, peak=peak,
             log_wander=wander, log_engagement=engagement,
-            dwell_s=(dwell := _loguniform(rng, 60, 400)), bot_dwell_s=dwell * rng.uniform(0.6, 1.2),
+            dwell_s=(dwell := _loguniform(rng, 60, 400)),
+            bot_dwell_s=dwell * rng.uniform(0.6, 1.2),
             base_tau_s=rng.uniform(15, 45),
             comment_pm=_loguniform(rng, 0.02, 0.2), like_pm=_loguniform(rng, 0.5, 6.0),
             share_pm=_loguniform(rng, 0.002, 0.02), follow_pm=_loguniform(rng, 0.003, 0.03),
@@ -176,9 +177,11 @@ def draw_services(rng: np.random.Generator) -> list[ServiceProfile]:
         lo, hi = SERVICE_COLLECTOR.cadence_range
         cad = float(rng.integers(lo, hi + 1))
         out.append(ServiceProfile(
-            stream=stream, load=load, cpu_base=rng.uniform(0.15, 0.45), cpu_sd=rng.uniform(0.02, 0.06),
+            stream=stream, load=load, cpu_base=rng.uniform(0.15, 0.45),
+            cpu_sd=rng.uniform(0.02, 0.06),
             latency_base_ms=_loguniform(rng, 60, 300), latency_sd=rng.uniform(0.06, 0.2),
             error_base=_loguniform(rng, 0.0005, 0.005),
-            grid=Grid(rng.uniform(0.0, cad), cad, _key(rng)), net_delay_s=_loguniform(rng, 0.02, 0.3),
+            grid=Grid(rng.uniform(0.0, cad), cad, _key(rng)),
+            net_delay_s=_loguniform(rng, 0.02, 0.3),
         ))
     return out

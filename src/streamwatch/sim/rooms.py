@@ -22,7 +22,7 @@ from streamwatch.sim.effects import ROOM_EFFECTS, ActiveEvents, Event, RoomEffec
 from streamwatch.sim.profiles import RoomProfile
 from streamwatch.types import Floats, Ints
 
-__all__ = ["Batch", "RoomRuntime", "COUNTERS", "collect"]
+__all__ = ["Batch", "RoomRuntime", "COUNTERS", "collect", "deliver"]
 
 COUNTERS = ("entries_total", "comments_total", "likes_total", "shares_total", "follows_total",
             "product_clicks_total", "orders_total", "gmv_total", "complaints_total",
@@ -40,7 +40,7 @@ class Batch:
     metric: Ints
 
 
-def collect(grid: Grid, cp: CollectorPlan | None, spec: CollectorSpec, a: float, b: float,
+def collect(grid: Grid, cp: CollectorPlan | None, a: float, b: float,
             lo: float, hi: float, silences: list[tuple[float, float]]) -> tuple[Ints, Floats]:
     """The k's and times this collector reports in [a, b), honouring on-air span and silences."""
     ks = grid.ks_between(max(a, lo), min(b, hi))
@@ -159,7 +159,7 @@ class RoomRuntime:
                 continue
             cp = self.plan.plans.get((room.stream, spec.name))
             hi = self.session_s if life else room.end
-            ks, ts = collect(room.grids[spec.name], cp, spec, a, b, room.start, hi, self.silences)
+            ks, ts = collect(room.grids[spec.name], cp, a, b, room.start, hi, self.silences)
             if life:
                 vals = [(ts < room.end).astype(np.float64)]
                 if room.ends_in_session and a <= room.end < b and not any(
@@ -194,7 +194,8 @@ class RoomRuntime:
         for metric in spec.metrics:
             if metric == "viewers":
                 tot = real[idx] + bots[idx]
-                obs = tot * rng.lognormal(0, room.viewers_sd, m) + rng.normal(0, 0.5, m) * np.sqrt(tot)
+                obs = (tot * rng.lognormal(0, room.viewers_sd, m)
+                       + rng.normal(0, 0.5, m) * np.sqrt(tot))
                 out.append(np.maximum(np.round(obs), 0.0))
         rows = [_ROW[x] for x in spec.metrics if x.endswith("_total")]
         off = self.offsets[spec.name]

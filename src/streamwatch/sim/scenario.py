@@ -226,7 +226,8 @@ def _normal_events(rng: np.random.Generator, sc: Scenario,
             d = draw_normal(rng, "stutter")
             s = float(rng.uniform(room.start + 60.0, max(room.end - 60.0, room.start + 61.0)))
             if _free(busy[room.stream], s, s + d.duration, LEAD_S, TRAIL_S):
-                sc.events.append(Event("noise", "stutter", room.stream, s, s + d.duration, d.params))
+                sc.events.append(Event("noise", "stutter", room.stream, s, s + d.duration,
+                                       d.params))
 
 
 def _impacts(sc: Scenario) -> None:

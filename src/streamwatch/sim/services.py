@@ -51,7 +51,7 @@ class ServiceRuntime:
             if ev.start < b and ev.reach > a:
                 SERVICE_EFFECTS[ev.type](fx, t, ev)
         rel = self._smoothed(orders if svc.load == "orders" else audience) / self.typical
-        ks, ts = collect(svc.grid, self.cp, SERVICE_COLLECTOR, a, b, 0.0, self.session_s, [])
+        ks, ts = collect(svc.grid, self.cp, a, b, 0.0, self.session_s, [])
         if ts.size == 0:
             return []
         i = np.floor(ts).astype(np.int64) - a
