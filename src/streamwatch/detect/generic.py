@@ -22,9 +22,11 @@ Per row and per sample, in order (score first, then learn):
    history is short although it is unremarkable in absolute terms; it has no free parameter.
 3. **Evidence.** S = max_k(-log10 p_k) - log10 K (Bonferroni over the K features).
 4. **Novelty gate (refractory).** S counts in full only when it exceeds the running peak of S,
-   which decays with half-life `refractory` samples; otherwise it is multiplied by `gate`. One
+   which decays with half-life `refractory` samples and is cleared once the series has been
+   unremarkable (S < 1) for `rearm` consecutive samples; otherwise S is multiplied by `gate`. One
    incident therefore gives one strong onset instead of a score that stays high for every sample
-   it lasts (NAB charges each flagged row outside a window; an operator wants the onset).
+   it lasts (NAB charges each flagged row outside a window; an operator wants the onset), and a
+   new incident after a calm spell is reported afresh even if it is weaker than the last one.
 5. **Score** = 1 - 10^-S in [0, 1): 0.99 means "about a 1-in-100 event for this series".
 6. **Protection.** A sample whose S reaches the rule's most severe level (the highest threshold in
    `levels`) is not learned into the baselines B_k, so a long incident is not absorbed as the new
@@ -33,7 +35,7 @@ Per row and per sample, in order (score first, then learn):
 
 Hyperparameters are generic, not fitted to any file: scales about x8 apart from one sample to 256
 (a day at 5-minute spacing, four minutes at 1 s), a two-week-at-5-minutes memory (4096 samples),
-a refractory of 500 samples. They were compared on a subset of the Numenta Anomaly Benchmark and
+a refractory of 1000 and a re-arm after 128 quiet samples. They were compared on a subset of the Numenta Anomaly Benchmark and
 checked on held-out halves of it (see benchmarks/nab/run.py). Known blind spot: anomalies that
 are only anomalous in context (a normal value at an unusual time of day) - there is no seasonal
 model, because the one tried (a time-of-day profile) did not help on that benchmark.
@@ -56,6 +58,7 @@ NB = 64          # histogram bins of |z|: bin 0 below Z0, then quarter-octaves
 Z0 = 0.25
 BPO = 4.0        # bins per octave
 RING = 512       # recent values kept per row (power of two, > the largest scale)
+QUIET = 1.0      # evidence below this (p > 0.1) is "nothing notable" for re-arming
 
 
 class GenericParams(BaseModel):
@@ -67,10 +70,9 @@ class GenericParams(BaseModel):
     contrast: float = Field(default=8.0, gt=1.0)       # baseline half-life / window length
     memory: int = Field(default=4096, ge=16)           # half-life of D_k and of the rank histograms
     warmup: int = Field(default=30, ge=1)              # samples scored 0 while learning starts
-    refractory: float = Field(default=500.0, ge=0.0)   # half-life of the novelty peak; 0 = off
+    refractory: float = Field(default=1000.0, ge=0.0)  # half-life of the novelty peak; 0 = off
     gate: float = Field(default=0.5, ge=0.0, le=1.0)   # factor on evidence below that peak
-    quiet: int = 0
-    quiet_level: float = 1.0
+    rearm: int = Field(default=128, ge=0)              # quiet samples that clear the peak; 0 = never
 
     @field_validator("scales")
     @classmethod
@@ -96,7 +98,8 @@ def _bin(z: float) -> int:
 
 
 @nb.njit(cache=True, nogil=True)
-def _init_row(r, v, n, ring, flag, sums, base, dev, hist, suf, zmax, g, peak, quantum, lastx):
+def _init_row(r, v, n, ring, flag, sums, base, dev, hist, suf, zmax, g, peak, quiet, quantum,
+              lastx):
     ring[r, 0] = v
     flag[r, :] = 0
     for k in range(sums.shape[1]):
@@ -108,6 +111,7 @@ def _init_row(r, v, n, ring, flag, sums, base, dev, hist, suf, zmax, g, peak, qu
         suf[r, k, :] = 0.0
     g[r] = 1.0
     peak[r] = 0.0
+    quiet[r] = 0
     quantum[r] = np.inf
     lastx[r] = v
     n[r] = 1
@@ -115,8 +119,8 @@ def _init_row(r, v, n, ring, flag, sums, base, dev, hist, suf, zmax, g, peak, qu
 
 @nb.njit(cache=True, nogil=True)
 def _kernel(rows, x, scales, a_base, a_long, decay_long, warmup, refr_decay, gate, dir_sign,
-            protect, quiet, quiet_level, qc, n, ring, flag, sums, base, dev, hist, suf, zmax, g, peak, quantum, lastx,
-            out_score, out_exp):  # pragma: no cover - compiled; mirrored by tests/detect/reference_generic.py
+            protect, rearm, n, ring, flag, sums, base, dev, hist, suf, zmax, g, peak, quiet,
+            quantum, lastx, out_score, out_exp):  # pragma: no cover - compiled; mirrored by tests/detect/reference_generic.py
     K = sums.shape[1]
     logk = math.log10(K)
     for j in range(len(rows)):
@@ -128,7 +132,8 @@ def _kernel(rows, x, scales, a_base, a_long, decay_long, warmup, refr_decay, gat
             out_exp[j] = base[r, 0] if i > 0 else np.nan
             continue
         if i == 0:
-            _init_row(r, v, n, ring, flag, sums, base, dev, hist, suf, zmax, g, peak, quantum, lastx)
+            _init_row(r, v, n, ring, flag, sums, base, dev, hist, suf, zmax, g, peak, quiet,
+                      quantum, lastx)
             out_score[j] = 0.0
             out_exp[j] = v
             continue
@@ -193,13 +198,12 @@ def _kernel(rows, x, scales, a_base, a_long, decay_long, warmup, refr_decay, gat
         sc = max(best - logk, 0.0)
         flag[r, pos] = 1 if (sc >= protect and i >= warmup) else 0
         pk = peak[r] * refr_decay
-        if quiet > 0:
-            if sc < quiet_level:
-                qc[r] += 1
-                if qc[r] >= quiet:
-                    pk = 0.0
-            else:
-                qc[r] = 0
+        if sc < QUIET:                        # nothing notable: count towards re-arming
+            quiet[r] += 1
+            if rearm > 0 and quiet[r] >= rearm:
+                pk = 0.0
+        else:
+            quiet[r] = 0
         out = sc if (refr_decay == 0.0 or sc >= pk) else sc * gate
         peak[r] = max(sc, pk)
         if i < warmup:
@@ -213,8 +217,8 @@ class GenericDetector:
     method: ClassVar[str] = "generic"
     Params: ClassVar[type[BaseModel]] = GenericParams
 
-    _STATE = ("qc", "n", "ring", "flag", "sums", "base", "dev", "hist", "suf", "zmax", "g", "peak",
-              "quantum", "lastx")
+    _STATE = ("n", "ring", "flag", "sums", "base", "dev", "hist", "suf", "zmax", "g", "peak",
+              "quiet", "quantum", "lastx")
 
     def __init__(self, params: GenericParams | None = None) -> None:
         self.params = params or GenericParams()
@@ -232,11 +236,11 @@ class GenericDetector:
         K = len(p.scales)
         self.n_rows = 0
         self.n = np.zeros(0, np.int64)
-        self.qc = np.zeros(0, np.int64)
         self.ring = np.zeros((0, RING)); self.flag = np.zeros((0, RING), np.uint8)
         self.sums = np.zeros((0, K)); self.base = np.zeros((0, K)); self.dev = np.zeros((0, K))
         self.hist = np.zeros((0, K, NB)); self.suf = np.zeros((0, K, NB))
         self.zmax = np.zeros((0, K)); self.g = np.zeros(0); self.peak = np.zeros(0)
+        self.quiet = np.zeros(0, np.int64)
         self.quantum = np.zeros(0); self.lastx = np.zeros(0)
 
     def resize(self, n_rows: int) -> None:
@@ -257,10 +261,9 @@ class GenericDetector:
         exp = np.empty(m)
         _kernel(np.ascontiguousarray(rows, np.int64), np.ascontiguousarray(x, np.float64),
                 self._scales, self._a_base, self._a_long, self._decay_long, self.params.warmup,
-                self._refr, self.params.gate, self._dir, self._protect,
-                self.params.quiet, self.params.quiet_level, self.qc,
+                self._refr, self.params.gate, self._dir, self._protect, self.params.rearm,
                 self.n, self.ring, self.flag, self.sums, self.base, self.dev, self.hist, self.suf,
-                self.zmax, self.g, self.peak, self.quantum, self.lastx, score, exp)
+                self.zmax, self.g, self.peak, self.quiet, self.quantum, self.lastx, score, exp)
         return Scores(score, exp, self.levels_of(score))
 
     def levels_of(self, score: Floats) -> Ints:

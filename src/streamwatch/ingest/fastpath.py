@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import orjson
 
-from streamwatch.ingest.names import Names, relookup
+from streamwatch.ingest.names import Names
 from streamwatch.ingest.parse import Batch, Limits, ParseResult, parse_ndjson
 from streamwatch.ingest.scan import FAST, SLOW, scan
 
@@ -75,7 +75,7 @@ class Interned:
         r = scan(buf, self.streams, self.metrics, limits.max_labels, limits.max_label_len)
         status = r.status
         fast = status == FAST
-        self._resolve_new_names(buf, r, fast)
+        self._resolve_new_names(data, r, fast)
         fast &= (r.sid >= 0) & (r.mid >= 0)     # (ids are only meaningful on FAST lines)
         # range rules: a breaking line goes to the exact parser, which words the rejection
         counter = self._counter_flags()
@@ -115,24 +115,25 @@ class Interned:
                 labels = [labels[i] for i in order.tolist()]
         batch = Batch(NameView(sids, self.streams.names), NameView(mids, self.metrics.names),  # type: ignore[arg-type]
                       ts, values, labels, positions, sids, mids)  # type: ignore[arg-type]
-        return ParseResult(batch, rejections)
+        lines_seen = r.n - (1 if len(data) and data[-1:] != b"\n" else 0)
+        return ParseResult(batch, rejections, lines=lines_seen)
 
-    def _resolve_new_names(self, buf: np.ndarray, r, fast: np.ndarray) -> None:  # type: ignore[no-untyped-def]
-        """First sight of a name: give it an id. One Python step per *new name*: intern the
-        first unknown, then let numba look all the remaining unknown lines up again."""
-        for ids, starts, ends, names in ((r.sid, r.ss, r.se, self.streams),
-                                         (r.mid, r.ms, r.me, self.metrics)):
+    def _resolve_new_names(self, data: bytes, r, fast: np.ndarray) -> None:  # type: ignore[no-untyped-def]
+        """First sight of a name: give it an id. One Python step per *distinct* new name (found
+        by the scanner's hash), then every line carrying it gets the id."""
+        for ids, hashes, starts, ends, names in ((r.sid, r.sh, r.ss, r.se, self.streams),
+                                                 (r.mid, r.mh, r.ms, r.me, self.metrics)):
             todo = np.flatnonzero(fast & (ids == -1))
-            while len(todo):
-                i = int(todo[0])
+            if not len(todo):
+                continue
+            uniq, first, inverse = np.unique(hashes[todo], return_index=True, return_inverse=True)
+            got = np.empty(len(uniq), np.int64)
+            for k, i in enumerate(todo[first].tolist()):
                 try:
-                    names.intern(bytes(buf[starts[i]:ends[i]]).decode("utf-8"))
+                    got[k] = names.intern(data[starts[i]:ends[i]].decode("utf-8"))
                 except UnicodeDecodeError:
-                    ids[i] = -3                       # the exact parser will say why
-                    todo = todo[1:]
-                    continue
-                relookup(buf, starts, ends, todo, names.keys, names.vals, ids)
-                todo = todo[ids[todo] == -1]
+                    got[k] = -3                       # the exact parser will say why
+            ids[todo] = got[inverse.reshape(-1)]
 
     def _counter_flags(self) -> np.ndarray:
         names = self.metrics.names

@@ -128,6 +128,7 @@ class ParseResult:
     rejections: list[Rejection]
     fatal: Rejection | None = None
     bytes_read: int = 0
+    lines: int = -1          # newlines consumed, when the parser counted them (-1: not counted)
 
 
 @dataclass(frozen=True)
@@ -473,7 +474,7 @@ def iter_ndjson_file(path: Path, *, now: float, chunk_bytes: int = 4 << 20,
                 continue
             chunk, carry = buf[:cut], buf[cut:]
             result = parse_chunk(chunk, now=now, limits=limits, first_line=line)
-            line += chunk.count(b"\n")
+            line += result.lines if result.lines >= 0 else chunk.count(b"\n")
             done += len(chunk)
             result.bytes_read = done
             yield result

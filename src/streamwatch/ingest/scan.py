@@ -27,7 +27,8 @@ _POW10 = np.array([10.0 ** k for k in range(23)])
 
 @nb.njit(cache=True, nogil=True)
 def _scan(buf, pow10, s_keys, s_vals, m_keys, m_vals, max_labels, max_label_len,
-          status, line_a, line_b, sid_o, mid_o, ts_o, val_o, lab_a, lab_b, ss, se, ms, me):
+          status, line_a, line_b, sid_o, mid_o, ts_o, val_o, lab_a, lab_b, ss, se, ms, me,
+          sh_o, mh_o):
     n = 0
     a = 0
     end = len(buf)
@@ -117,11 +118,13 @@ def _scan(buf, pow10, s_keys, s_vals, m_keys, m_vals, max_labels, max_label_len,
                         j = (j + 1) & mask
                     if kind == 1:
                         sid_o[n] = found
+                        sh_o[n] = h
                         ss[n] = sa
                         se[n] = i
                         have |= 1
                     else:
                         mid_o[n] = found
+                        mh_o[n] = h
                         ms[n] = sa
                         me[n] = i
                         have |= 2
@@ -266,7 +269,7 @@ def _scan(buf, pow10, s_keys, s_vals, m_keys, m_vals, max_labels, max_label_len,
 class Scan:
     """Per-line results of one scan (arrays of length `n`); ids -1 = unknown name, -2 = ambiguous."""
     __slots__ = ("n", "status", "line_a", "line_b", "sid", "mid", "ts", "value", "lab_a", "lab_b",
-                 "ss", "se", "ms", "me")
+                 "ss", "se", "ms", "me", "sh", "mh")
 
     def __init__(self, cap: int) -> None:
         self.n = 0
@@ -283,6 +286,8 @@ class Scan:
         self.se = np.empty(cap, np.int64)
         self.ms = np.empty(cap, np.int64)
         self.me = np.empty(cap, np.int64)
+        self.sh = np.empty(cap, np.uint64)    # FNV-1a of the names' bytes
+        self.mh = np.empty(cap, np.uint64)
 
 
 @nb.njit(cache=True, nogil=True)
@@ -301,7 +306,7 @@ def scan(buf: np.ndarray, streams: Names, metrics: Names, max_labels: int,
     res.n = _scan(buf, _POW10, streams.keys, streams.vals, metrics.keys, metrics.vals,
                   max_labels, max_label_len, res.status, res.line_a, res.line_b, res.sid,
                   res.mid, res.ts, res.value, res.lab_a, res.lab_b, res.ss, res.se, res.ms,
-                  res.me)
+                  res.me, res.sh, res.mh)
     for k in Scan.__slots__[1:]:
         setattr(res, k, getattr(res, k)[: res.n])
     return res
