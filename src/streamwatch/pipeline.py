@@ -20,6 +20,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 
+import numba as nb
 import numpy as np
 
 from streamwatch.assess.correlate import Correlator, is_service
@@ -69,16 +70,23 @@ class _Cursor:
     done: int = 0
 
     def advance(self, table: SeriesTable, upto: int) -> None:
-        a, b = self.done, upto
-        if b <= a:
-            return
-        r = self.rows[a:b]
-        for src, dst in ((self.value, table.row_value), (self.rate, table.row_rate),
-                         (self.expected, table.row_expected)):
-            v = src[a:b]
-            ok = ~np.isnan(v)
-            dst[r[ok]] = v[ok]          # in order: the last sample of a row wins
-        self.done = b
+        if upto > self.done:
+            _apply(self.rows, self.value, self.rate, self.expected, self.done, upto,
+                   table.row_value, table.row_rate, table.row_expected)
+            self.done = upto
+
+
+@nb.njit(cache=True, nogil=True)
+def _apply(rows, value, rate, expected, a, b, row_value, row_rate, row_expected):  # type: ignore[no-untyped-def]
+    """Samples a..b-1 into the table, in order (the last sample of a row wins); NaN = none."""
+    for i in range(a, b):
+        r = rows[i]
+        if value[i] == value[i]:
+            row_value[r] = value[i]
+        if rate[i] == rate[i]:
+            row_rate[r] = rate[i]
+        if expected[i] == expected[i]:
+            row_expected[r] = expected[i]
 
 
 class Pipeline:

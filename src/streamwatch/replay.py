@@ -99,6 +99,7 @@ def replay_csv(input_path: Path, out: BinaryIO | None, *, scores_path: Path | No
     cfg = config or load_config()
     series = csvfile.read_timestamp_value_csv(Path(input_path))
     pipeline = Pipeline(cfg.rules, cfg.pipeline_settings())
+    pipeline.detection.want_scores = True
     n = len(series.values)
     start = time.perf_counter()
     batch = Batch(["csv"] * n, [Path(input_path).stem] * n, series.ts, series.values,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numba as nb
 import numpy as np
 
 from streamwatch.config.rules import Rule
@@ -19,6 +20,15 @@ from streamwatch.detect.table import SeriesTable
 from streamwatch.types import CATALOGUE, Floats, Ints
 
 __all__ = ["Transition", "DetectionStage", "ONSET", "WORSE", "CLEAR"]
+
+
+@nb.njit(cache=True, nogil=True)
+def _counting_order(keys, starts, out):  # type: ignore[no-untyped-def]
+    pos = starts.copy()
+    for i in range(len(keys)):
+        k = keys[i]
+        out[pos[k]] = i
+        pos[k] += 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +63,7 @@ class DetectionStage:
         self._has_per = [bool(r.extra().get("per")) for r in rules]
         self._rule_mids: list[list[int]] = [[] for _ in rules]
         self.max_score: Floats = np.zeros(0)
+        self.want_scores = False      # per-sample max score: replay --scores and the live view
 
     def on_new_rows(self) -> None:
         n = len(self.table)
@@ -92,8 +103,8 @@ class DetectionStage:
             ) -> list[Transition]:
         """Every rule over the batch (already admitted, in arrival order); transitions in order.
 
-        Left behind per sample: `max_score`, the highest score any rule gave it (NaN where none:
-        replay's `--scores` and the live view read it), and `expected`, its series' baseline
+        Left behind per sample: `max_score` (if `want_scores`), the highest score any rule gave
+        it (NaN where none: replay's `--scores` reads it), and `expected`, its series' baseline
         expectation (NaN where none: impact grading reads it, as of each transition)."""
         out: list[Transition] = []
         table = self.table
@@ -105,19 +116,22 @@ class DetectionStage:
             if not parts:
                 continue
             sel = parts[0] if len(parts) == 1 else np.sort(np.concatenate(parts))
-            r_rows = self.bind[i][rows[sel]]
-            role = self.role[i][rows[sel]]
+            series = rows[sel]
+            r_rows = self.bind[i][series]
+            role = self.role[i][series] if self._has_per[i] else None
             det = self.detectors[i]
             scores = (det.update_many(r_rows, ts[sel], x[sel], dt[sel], role=role)
                       if self._has_per[i] else det.update_many(r_rows, ts[sel], x[sel], dt[sel]))
-            prev = self.max_score[sel]
-            self.max_score[sel] = np.where(np.isnan(prev), scores.score,
-                                           np.maximum(prev, scores.score))
-            own = sel[role == 0]
-            if len(own):
-                exp = scores.expected[role == 0]
-                ok = ~np.isnan(exp)
-                self.expected[own[ok]] = exp[ok]
+            if self.want_scores:
+                prev = self.max_score[sel]
+                self.max_score[sel] = np.where(np.isnan(prev), scores.score,
+                                               np.maximum(prev, scores.score))
+            if self._has_per[i]:
+                own, exp = sel[role == 0], scores.expected[role == 0]
+            else:
+                own, exp = sel, scores.expected
+            ok = ~np.isnan(exp)
+            self.expected[own[ok]] = exp[ok]
             idx, kind, lvl = self.debouncers[i].update_many(r_rows, ts[sel], scores.level)
             obs = scores.observed if scores.observed is not None else x[sel]
             for j, k, lv in zip(idx.tolist(), kind.tolist(), lvl.tolist()):
@@ -133,15 +147,14 @@ class DetectionStage:
     @staticmethod
     def _groups(mids: Ints) -> dict[int, Ints]:
         """Sample positions per metric id, each in arrival order: every rule then touches only
-        its own samples instead of masking the whole batch."""
+        its own samples instead of masking the whole batch (a counting sort, O(n))."""
         if len(mids) == 0:
             return {}
-        order = np.argsort(mids, kind="stable")
-        m_sorted = mids[order]
-        cuts = np.flatnonzero(np.diff(m_sorted)) + 1
-        starts = np.concatenate([[0], cuts])
-        ends = np.concatenate([cuts, [len(order)]])
-        return {int(m_sorted[a]): order[a:b] for a, b in zip(starts.tolist(), ends.tolist())}
+        counts = np.bincount(mids)
+        order = np.empty(len(mids), np.int64)
+        _counting_order(mids, np.concatenate(([0], np.cumsum(counts)[:-1])), order)
+        ends = np.cumsum(counts)
+        return {m: order[ends[m] - counts[m]:ends[m]] for m in np.flatnonzero(counts).tolist()}
 
     def end_stream(self, sid: int, ts: float, index: int) -> list[Transition]:
         """Stream went off air or restarted: active anomalies end, learnt state is forgotten."""

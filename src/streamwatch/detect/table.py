@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numba as nb
 import numpy as np
 
 from streamwatch.ingest.names import Names
@@ -15,6 +16,18 @@ from streamwatch.ingest.names import Names
 from streamwatch.types import Floats, Ints
 
 __all__ = ["SeriesTable", "is_counter"]
+
+
+@nb.njit(cache=True, nogil=True)
+def _gather(grid, sids, mids, out):  # type: ignore[no-untyped-def]
+    """out = grid[sids, mids]; how many were -1 (series not seen yet)."""
+    missing = 0
+    for i in range(len(sids)):
+        r = grid[sids[i], mids[i]]
+        out[i] = r
+        if r < 0:
+            missing += 1
+    return missing
 
 _CHUNK = 1024
 
@@ -47,6 +60,7 @@ class SeriesTable:
         self.keys: list[tuple[str, str]] = []
         self._grid: Ints = np.full((0, 0), -1, np.int64)   # (stream id, metric id) -> row
         self._n_streams = 0                                # streams with per-stream arrays
+        self._rows_of: dict[str, tuple[int, Ints]] = {}
         self.last_mids: Ints = np.zeros(0, np.int64)       # metric id per sample of last lookup
         self.row_metric: Ints = np.zeros(0, np.int64)
         # per row
@@ -92,25 +106,26 @@ class SeriesTable:
         if sids is None or mids is None:
             sids = self.stream_names.lookup(list(streams))
             mids = self.metric_names.lookup(list(metrics))
-        for sid in np.unique(sids[sids >= self._n_streams]).tolist():
-            self.stream_id(self.streams[sid])
         grid = self._grid
         if grid.shape[0] < len(self.streams) or grid.shape[1] < len(self.metrics):
             g = np.full((max(len(self.streams), 2 * grid.shape[0]),
                          max(len(self.metrics), 2 * grid.shape[1])), -1, np.int64)
             g[: grid.shape[0], : grid.shape[1]] = grid
             self._grid = grid = g
-        rows = grid[sids, mids]
+        rows = np.empty(len(sids), np.int64)
         created: list[int] = []
-        missing = np.flatnonzero(rows < 0)
-        if len(missing):
-            for i in missing.tolist():
-                r = grid[sids[i], mids[i]]
-                if r < 0:
-                    r = self._add((self.streams[sids[i]], self.metrics[mids[i]]))
-                    grid[sids[i], mids[i]] = r
-                    created.append(r)
-            rows = grid[sids, mids]
+        if _gather(grid, sids, mids, rows):
+            for sid in np.unique(sids[sids >= self._n_streams]).tolist():
+                self.stream_id(self.streams[sid])
+            missing = np.flatnonzero(rows < 0)
+            key = sids[missing] * (grid.shape[1] + 1) + mids[missing]
+            _, first = np.unique(key, return_index=True)
+            first = missing[np.sort(first)]                  # arrival order numbers new rows
+            for sid, mid in zip(sids[first].tolist(), mids[first].tolist()):
+                r = self._add((self.streams[sid], self.metrics[mid]))
+                grid[sid, mid] = r
+                created.append(r)
+            _gather(grid, sids, mids, rows)
         self.last_mids = mids
         return rows, created
 
@@ -134,10 +149,13 @@ class SeriesTable:
         return r
 
     def rows_of_metric(self, metric: str) -> Ints:
-        mid = self.metric_ids.get(metric)
-        if mid is None:
-            return np.zeros(0, np.int64)
-        return np.flatnonzero(self.row_metric[: len(self.keys)] == mid)
+        """Rows of one metric across streams (cached: rows only ever get added)."""
+        got = self._rows_of.get(metric)
+        if got is None or got[0] != len(self.keys):
+            mid = self.metric_ids.get(metric, -1)
+            got = (len(self.keys), np.flatnonzero(self.row_metric[: len(self.keys)] == mid))
+            self._rows_of[metric] = got
+        return got[1]
 
     def row_of(self, stream: str, metric: str) -> int | None:
         return self.rows.get((stream, metric))

@@ -77,12 +77,13 @@ class IncidentManager:
         p = g.finding.primary
         ftype = g.finding.type
         impact = g.impact
-        return AlertEvent(
+        # built from our own validated state: construct without re-validating (hot-ish path)
+        return AlertEvent.model_construct(
             id=f"{self._event_seq:012d}", ts=round(ts, 3), stream=inc.stream, metric=p.metric,
             level=inc.level, team=inc.team, status=status, incident_id=inc.id,  # type: ignore[arg-type]
             incident_type=str(ftype), kind=g.finding.kind, score=round(p.score, 6),
             observed=_num(p.observed), expected=_num(p.expected),
             summary=summarise(inc.stream, g, ts) + (" (resolved)" if status == "resolved" else ""),
             runbook=RUNBOOK.get(IncidentType(ftype)),
-            impact=ImpactModel(viewers=round(impact.viewers, 1),
+            impact=ImpactModel.model_construct(viewers=round(impact.viewers, 1),
                                gmv_per_min=round(impact.gmv_per_min, 2)))
