@@ -12,14 +12,16 @@ Per row and per sample, in order (score first, then learn):
    values *leaving* that window (half-life `contrast`·k samples), so the window under test never
    leaks into its own reference. z_k = (m_k - B_k) / (D_k + q), where D_k is the exponentially
    weighted mean absolute deviation of m_k from B_k (half-life `memory` samples) and q is half the
-   smallest non-zero step ever seen (integer counts, flat lines and rounded values do not produce
-   infinite z). k = 1 catches spikes, larger k catch level shifts and drifts too small per sample.
+   smallest non-zero step seen before this sample (integer counts, flat lines and rounded values
+   do not produce infinite z). k = 1 catches spikes; larger k catch level shifts and drifts that
+   are too small per sample.
 2. **Rarity, learned per feature.** p_k = the forgotten-with-half-life-`memory` fraction of past
    z_k at least as large: a rank p-value kept in a 64-bin log-spaced histogram (suffix sums make it
    O(1) to read). Beyond the largest z seen it is extrapolated by z_max/z, and it is floored by
    exp(-z): the tail of a Laplace law whose scale is the measured mean absolute deviation. The
    floor matters early in a series, when any new record has a small rank p-value merely because
    history is short although it is unremarkable in absolute terms; it has no free parameter.
+   Nothing is added to the histograms during the warm-up, while D_k is still meaningless.
 3. **Evidence.** S = max_k(-log10 p_k) - log10 K (Bonferroni over the K features).
 4. **Novelty gate (refractory).** S counts in full only when it exceeds the running peak of S,
    which decays with half-life `refractory` samples and is cleared once the series has been
@@ -34,11 +36,14 @@ Per row and per sample, in order (score first, then learn):
    a genuine, lasting level shift after a while.
 
 Hyperparameters are generic, not fitted to any file: scales about x8 apart from one sample to 256
-(a day at 5-minute spacing, four minutes at 1 s), a two-week-at-5-minutes memory (4096 samples),
-a refractory of 1000 and a re-arm after 128 quiet samples. They were compared on a subset of the Numenta Anomaly Benchmark and
-checked on held-out halves of it (see benchmarks/nab/run.py). Known blind spot: anomalies that
-are only anomalous in context (a normal value at an unusual time of day) - there is no seasonal
-model, because the one tried (a time-of-day profile) did not help on that benchmark.
+(a day at 5-minute spacing, four minutes at 1 s), a memory of 4096 samples (two weeks at 5
+minutes), a refractory half-life of 1000 samples and a re-arm after 128 quiet ones; the Laplace
+floor has no parameter. They were compared on a hand-copied subset of the Numenta Anomaly
+Benchmark and checked on files held out from that comparison (benchmarks/nab/run.py).
+Known blind spot: anomalies that are anomalous only in context (a normal value at an unusual time
+of day) - there is no seasonal model, because the one tried (a time-of-day profile of the value)
+did not help on that benchmark; a strictly periodic series with one sharp daily step scores that
+step as a roughly 1-in-150 event every day.
 """
 from __future__ import annotations
 
@@ -72,7 +77,7 @@ class GenericParams(BaseModel):
     warmup: int = Field(default=30, ge=1)              # samples scored 0 while learning starts
     refractory: float = Field(default=1000.0, ge=0.0)  # half-life of the novelty peak; 0 = off
     gate: float = Field(default=0.5, ge=0.0, le=1.0)   # factor on evidence below that peak
-    rearm: int = Field(default=128, ge=0)              # quiet samples that clear the peak; 0 = never
+    rearm: int = Field(default=128, ge=0)              # quiet samples that clear it; 0 = never
 
     @field_validator("scales")
     @classmethod
@@ -120,7 +125,8 @@ def _init_row(r, v, n, ring, flag, sums, base, dev, hist, suf, zmax, g, peak, qu
 @nb.njit(cache=True, nogil=True)
 def _kernel(rows, x, scales, a_base, a_long, decay_long, warmup, refr_decay, gate, dir_sign,
             protect, rearm, n, ring, flag, sums, base, dev, hist, suf, zmax, g, peak, quiet,
-            quantum, lastx, out_score, out_exp):  # pragma: no cover - compiled; mirrored by tests/detect/reference_generic.py
+            quantum, lastx, out_score, out_exp):  # pragma: no cover - compiled
+    # mirrored, sample by sample, by tests/detect/reference_generic.py
     K = sums.shape[1]
     logk = math.log10(K)
     for j in range(len(rows)):
@@ -137,10 +143,7 @@ def _kernel(rows, x, scales, a_base, a_long, decay_long, warmup, refr_decay, gat
             out_score[j] = 0.0
             out_exp[j] = v
             continue
-        d = abs(v - lastx[r])
-        if 0.0 < d < quantum[r]:
-            quantum[r] = d
-        floor = 1e-9 * abs(v) + 1e-300
+        floor = 1e-9 * abs(v) + 1e-300      # quantisation floor: from steps seen *before* v
         if quantum[r] < np.inf and 0.5 * quantum[r] > floor:
             floor = 0.5 * quantum[r]
         pos = i & (RING - 1)
@@ -171,12 +174,13 @@ def _kernel(rows, x, scales, a_base, a_long, decay_long, warmup, refr_decay, gat
                 p *= zm / z
             p = max(p, math.exp(-z))
             best = max(best, -math.log10(p))
-            # learn
-            hist[r, k, b0] += gr
-            for b in range(b0 + 1):
-                suf[r, k, b] += gr
-            zm *= decay_long
-            zmax[r, k] = max(z, zm)
+            # learn (rarity only once D_k means something: not from the warm-up's z)
+            if i >= warmup:
+                hist[r, k, b0] += gr
+                for b in range(b0 + 1):
+                    suf[r, k, b] += gr
+                zm *= decay_long
+                zmax[r, k] = max(z, zm)
             dev[r, k] += a_l * (abs(m - base[r, k]) - dev[r, k])
             if not full:
                 base[r, k] = m
@@ -188,6 +192,9 @@ def _kernel(rows, x, scales, a_base, a_long, decay_long, warmup, refr_decay, gat
                     acc += ring[r, (i - q) & (RING - 1)]
                 sums[r, k] = acc
         ring[r, pos] = v
+        d = abs(v - lastx[r])
+        if 0.0 < d < quantum[r]:
+            quantum[r] = d
         lastx[r] = v
         n[r] = i + 1
         g[r] = gr
