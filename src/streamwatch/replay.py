@@ -114,7 +114,8 @@ def replay_csv(input_path: Path, out: BinaryIO | None, *, scores_path: Path | No
         with open(scores_path, "w", encoding="utf-8", newline="\n") as f:
             f.write("timestamp,value,anomaly_score\n")
             for stamp, v, s in zip(series.timestamps, series.values.tolist(), scores.tolist()):
-                f.write(f"{stamp},{v!r},{min(1.0, max(0.0, s)):.6f}\n")
+                # full precision: NAB's threshold sweep separates scores near 1 (0.9999997 ...)
+                f.write(f"{stamp},{v!r},{min(1.0, max(0.0, s))!r}\n")
     return summary
 
 

@@ -229,3 +229,14 @@ def test_load_events_skips_blank_lines_and_names_bad_line(tmp_path: Path) -> Non
     bad.write_text('{"id": "1"}\n{oops\n', encoding="utf-8")
     with pytest.raises(ValueError, match=r"b\.ndjson:2:"):
         scoring.load_events(bad)
+
+
+def test_level4_incident_is_detected_by_a_notice_of_its_type() -> None:
+    bot = incident("room-000/bot_traffic/1", "bot_traffic", "room-000", 1000, 1300,
+                   team="live_ops", level=4)
+    hit = one(labels([bot]), [ev(1050, level=4, team="live_ops", incident_type="bot_traffic")])
+    assert hit.detected and hit.level == 4 and hit.level_ok
+    # a notice of another type does not detect it, and a level-1..3 incident needs a page
+    miss = one(labels([bot]), [ev(1050, level=4, team="live_ops", incident_type="lottery")])
+    assert not miss.detected
+    assert not one(labels([OUTAGE]), [ev(1050, level=4)]).detected
