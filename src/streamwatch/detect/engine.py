@@ -32,6 +32,25 @@ def _counting_order(keys, starts, out):  # type: ignore[no-untyped-def]
 
 
 @dataclass(frozen=True, slots=True)
+class _View:
+    """One metric group's samples, gathered once for every rule that watches it."""
+    sel: Ints        # positions in the batch, arrival order
+    series: Ints
+    streams: Ints
+    ts: Floats
+    x: Floats
+    dt: Floats
+
+    @staticmethod
+    def of(key: tuple[int, ...], groups: dict[int, Ints], rows: Ints, ts: Floats, x: Floats,
+           dt: Floats, row_stream: Ints) -> "_View":
+        sel = groups[key[0]] if len(key) == 1 else np.sort(np.concatenate([groups[m]
+                                                                           for m in key]))
+        series = rows[sel]
+        return _View(sel, series, row_stream[series], ts[sel], x[sel], dt[sel])
+
+
+@dataclass(frozen=True, slots=True)
 class Transition:
     """A rule's anomaly on one stream started (ONSET), worsened (WORSE) or ended (CLEAR)."""
     ts: float
@@ -111,33 +130,35 @@ class DetectionStage:
         self.max_score = np.full(len(rows), np.nan)
         self.expected = np.full(len(rows), np.nan)
         groups = self._groups(table.row_metric[rows])
+        views: dict[tuple[int, ...], _View] = {}     # rules on the same metrics share gathers
         for i, rule in enumerate(self.rules):
-            parts = [groups[m] for m in self._rule_mids[i] if m in groups]
-            if not parts:
+            key = tuple(m for m in self._rule_mids[i] if m in groups)
+            if not key:
                 continue
-            sel = parts[0] if len(parts) == 1 else np.sort(np.concatenate(parts))
-            series = rows[sel]
-            r_rows = self.bind[i][series]
-            role = self.role[i][series] if self._has_per[i] else None
+            v = views.get(key)
+            if v is None:
+                v = views[key] = _View.of(key, groups, rows, ts, x, dt, table.row_stream)
+            # rule rows: the stream for named-metric rules, the series for "*" rules
+            r_rows = v.series if rule.metric == "*" else v.streams
             det = self.detectors[i]
-            scores = (det.update_many(r_rows, ts[sel], x[sel], dt[sel], role=role)
-                      if self._has_per[i] else det.update_many(r_rows, ts[sel], x[sel], dt[sel]))
-            if self.want_scores:
-                prev = self.max_score[sel]
-                self.max_score[sel] = np.where(np.isnan(prev), scores.score,
-                                               np.maximum(prev, scores.score))
             if self._has_per[i]:
-                own, exp = sel[role == 0], scores.expected[role == 0]
+                role = self.role[i][v.series]
+                scores = det.update_many(r_rows, v.ts, v.x, v.dt, role=role)
+                own, exp = v.sel[role == 0], scores.expected[role == 0]
             else:
-                own, exp = sel, scores.expected
+                scores = det.update_many(r_rows, v.ts, v.x, v.dt)
+                own, exp = v.sel, scores.expected
+            if self.want_scores:
+                prev = self.max_score[v.sel]
+                self.max_score[v.sel] = np.where(np.isnan(prev), scores.score,
+                                                 np.maximum(prev, scores.score))
             ok = ~np.isnan(exp)
             self.expected[own[ok]] = exp[ok]
-            idx, kind, lvl = self.debouncers[i].update_many(r_rows, ts[sel], scores.level)
-            obs = scores.observed if scores.observed is not None else x[sel]
+            idx, kind, lvl = self.debouncers[i].update_many(r_rows, v.ts, scores.level)
+            obs = scores.observed if scores.observed is not None else v.x
             for j, k, lv in zip(idx.tolist(), kind.tolist(), lvl.tolist()):
-                series = int(rows[sel[j]])
-                stream, metric = table.keys[series]
-                out.append(Transition(float(ts[sel[j]]), int(positions[sel[j]]), stream,
+                stream, metric = table.keys[int(v.series[j])]
+                out.append(Transition(float(v.ts[j]), int(positions[v.sel[j]]), stream,
                                       rule.metric if rule.metric != "*" else metric, rule, k, lv,
                                       float(scores.score[j]), float(obs[j]),
                                       float(scores.expected[j])))
