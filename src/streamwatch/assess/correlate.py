@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+import numba as nb
 import numpy as np
 
 from streamwatch.assess.grade import GradePolicy, Impact, grade
@@ -135,18 +136,12 @@ class Correlator:
 
     def _totals(self) -> tuple[float, float]:
         """All live rooms' usual viewers and GMV per minute (baseline, else latest value)."""
-        return self._total("viewers"), self._total("gmv_total")
-
-    def _total(self, metric: str) -> float:
         t = self.table
-        rows = t.rows_of_metric(metric)
-        if len(rows) == 0:
-            return 0.0
-        sids = t.row_stream[rows]
-        keep = (t.stream_live[sids] != 0) & ~self._service[sids]
-        v = np.where(np.isfinite(t.row_expected[rows]), t.row_expected[rows], t.row_rate[rows])
-        v = v[keep]
-        return float(np.clip(v[np.isfinite(v)], 0.0, None).sum())
+        v_rows, g_rows = t.rows_of_metric("viewers"), t.rows_of_metric("gmv_total")
+        return (_sum_rooms(v_rows, t.row_stream, t.stream_live, self._service, t.row_expected,
+                           t.row_rate),
+                _sum_rooms(g_rows, t.row_stream, t.stream_live, self._service, t.row_expected,
+                           t.row_rate))
 
     @property
     def _service(self) -> np.ndarray:
@@ -154,6 +149,19 @@ class Correlator:
         if len(self._svc_cache) != len(names):
             self._svc_cache = np.array([is_service(s) for s in names], np.bool_)
         return self._svc_cache
+
+
+@nb.njit(cache=True, nogil=True)
+def _sum_rooms(rows, row_stream, stream_live, service, expected, rate):  # type: ignore[no-untyped-def]
+    total = 0.0
+    for r in rows:
+        s = row_stream[r]
+        if stream_live[s] == 0 or service[s]:
+            continue
+        v = expected[r] if np.isfinite(expected[r]) else rate[r]
+        if np.isfinite(v) and v > 0:
+            total += v
+    return total
 
 
 def _finite(*values: float) -> float:

@@ -24,6 +24,8 @@ from __future__ import annotations
 import gc
 import json
 import math
+import mmap
+import os
 import re
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -464,21 +466,24 @@ def iter_ndjson_file(path: Path, *, now: float, chunk_bytes: int = 4 << 20,
     Each result's `bytes_read` is the file offset parsed so far, for a progress bar. `parse`
     (default `parse_ndjson`) lets replay put the interning fast path (ingest/fastpath.py) first."""
     parse_chunk = parse or parse_ndjson
-    line, done, carry = 1, 0, b""
+    line = 1
     with open(path, "rb") as fh:
-        while block := fh.read(chunk_bytes):
-            buf = carry + block if carry else block
-            cut = buf.rfind(b"\n") + 1
-            if cut == 0:                   # a line longer than a chunk: keep reading
-                carry = buf
-                continue
-            chunk, carry = buf[:cut], buf[cut:]
-            result = parse_chunk(chunk, now=now, limits=limits, first_line=line)
-            line += result.lines if result.lines >= 0 else chunk.count(b"\n")
-            done += len(chunk)
-            result.bytes_read = done
-            yield result
-    if carry:
-        result = parse_chunk(carry, now=now, limits=limits, first_line=line)
-        result.bytes_read = done + len(carry)
-        yield result
+        size = os.fstat(fh.fileno()).st_size
+        if size == 0:
+            return
+        # mmap: each chunk is copied once (mm[a:b]), instead of read + carry + cut copies
+        with mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as mm:
+            pos = 0
+            while pos < size:
+                end = min(pos + chunk_bytes, size)
+                if end < size:
+                    cut = mm.rfind(b"\n", pos, end)
+                    if cut < 0:                    # a line longer than a chunk: take all of it
+                        cut = mm.find(b"\n", end)
+                    end = size if cut < 0 else cut + 1
+                chunk = mm[pos:end]
+                result = parse_chunk(chunk, now=now, limits=limits, first_line=line)
+                line += result.lines if result.lines >= 0 else chunk.count(b"\n")
+                pos = end
+                result.bytes_read = pos
+                yield result
