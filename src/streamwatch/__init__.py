@@ -5,7 +5,7 @@ events out (`AlertEvent`), and the one `Pipeline` between them, configured by `l
 """
 from streamwatch.config.load import Config, load_config
 from streamwatch.events import AlertEvent
-from streamwatch.ingest.parse import Batch
+from streamwatch.ingest.batch import Batch
 from streamwatch.pipeline import Pipeline
 
 __version__ = "0.1.0"

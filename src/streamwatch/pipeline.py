@@ -33,7 +33,7 @@ from streamwatch.events import AlertEvent
 from streamwatch.incidents.manager import IncidentManager
 from streamwatch.ingest.fastpath import Interned
 from streamwatch.ingest.order import DUPLICATE, LATE, REORDERED, admit
-from streamwatch.ingest.parse import Batch
+from streamwatch.ingest.batch import Batch
 from streamwatch.ingest.rates import to_observations
 from streamwatch.types import Floats, IncidentType, Ints
 

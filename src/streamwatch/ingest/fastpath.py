@@ -16,7 +16,8 @@ import numpy as np
 import orjson
 
 from streamwatch.ingest.names import Names
-from streamwatch.ingest.parse import Batch, Limits, ParseResult, parse_ndjson
+from streamwatch.ingest.batch import Batch, Limits, ParseResult
+from streamwatch.ingest.parse import parse_ndjson
 from streamwatch.ingest.scan import FAST, SLOW, scan
 
 __all__ = ["Interned", "NameView", "LazyLabels"]
