@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 import json
+import sys
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -27,7 +28,7 @@ def _hms(ts: float) -> str:
 
 
 def run_demo(workdir: Path, seed: int, rooms: int, minutes: float) -> None:
-    console = Console(stderr=False)
+    console = Console(width=None if sys.stdout.isatty() else 150)  # piped: don't wrap at 80
     with console.status(f"simulating {rooms} rooms x {minutes:g} min (seed {seed})"):
         n, samples, labels_path = write_session(workdir, seed, rooms, minutes)
     buf = io.BytesIO()

@@ -23,7 +23,9 @@ def _describe(s: Signal, ts: float) -> str:
     if s.metric == "stream":
         return f"no data for {max(0, int(s.observed))} s"
     if s.rule.method == "count" and s.direction == "down":
-        return f"{_metric(s.metric)} stopped ({s.expected:.0f} expected missing)"
+        drop = (s.observed / s.expected - 1) * 100 if s.expected else -100.0
+        return (f"{_metric(s.metric)} {drop:+.0f}% ({s.observed:.0f} vs {s.expected:.0f} "
+                f"expected)").replace("-", "−")
     if s.rule.method == "count":
         ratio = s.observed / s.expected if s.expected else float("inf")
         return f"{_metric(s.metric)} ×{ratio:.1f} ({s.observed:.0f} vs {s.expected:.1f} expected)"
