@@ -18,6 +18,7 @@ __all__ = ["app", "main"]
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Real-time monitoring for live-commerce streams.")
 
+
 ConfigOpt = Annotated[Optional[Path], typer.Option("--config", help="config/ directory")]
 DetOpt = Annotated[Optional[Path], typer.Option("--detectors", help="detectors/ directory")]
 
@@ -89,13 +90,39 @@ def check(config: ConfigOpt = None, detectors: DetOpt = None) -> None:
 
 
 @app.command()
-def demo(seed: Annotated[int, typer.Option(help="simulator seed")] = 7,
+def serve(host: Annotated[Optional[str], typer.Option(help="bind address")] = None,
+          port: Annotated[Optional[int], typer.Option(help="port")] = None,
+          config: ConfigOpt = None, detectors: DetOpt = None,
+          data_dir: Annotated[Optional[Path], typer.Option("--data-dir",
+                                                           help="where state is kept")] = None) -> None:
+    """The live service: push API, websocket alert feed, live-ops page, /metrics."""
+    from streamwatch.config.load import load_config
+    from streamwatch.server import run_server
+    try:
+        cfg = load_config(config, detectors)
+    except StreamwatchError as exc:
+        _fail(exc)
+    srv = cfg.service.server
+    run_server(cfg, host or srv.host, srv.port if port is None else port, data_dir=data_dir)
+
+
+@app.command()
+def demo(port: Annotated[int, typer.Option(help="port of the live-ops page")] = 8080,
+         seed: Annotated[int, typer.Option(help="simulator seed")] = 7,
          rooms: Annotated[int, typer.Option(min=1)] = 12,
-         minutes: Annotated[float, typer.Option(min=1)] = 90) -> None:
-    """Simulate a session, replay it through the pipeline and show the incidents it raised."""
-    from streamwatch.demo import run_demo
-    with tempfile.TemporaryDirectory(prefix="streamwatch-demo-") as tmp:
-        run_demo(Path(tmp), seed, rooms, minutes)
+         minutes: Annotated[float, typer.Option(min=1)] = 90,
+         speed: Annotated[float, typer.Option(min=0.1, help="simulated seconds per second")] = 1.0,
+         offline: Annotated[bool, typer.Option(
+             "--offline", help="replay a simulated session and print a table instead")] = False
+         ) -> None:
+    """The service fed by the built-in livestream simulator; prints the page's URL."""
+    if offline:
+        from streamwatch.demo import run_demo
+        with tempfile.TemporaryDirectory(prefix="streamwatch-demo-") as tmp:
+            run_demo(Path(tmp), seed, rooms, minutes)
+        return
+    from streamwatch.server import run_demo_server
+    run_demo_server(port=port, seed=seed, rooms=rooms, minutes=minutes, speed=speed)
 
 
 def main() -> None:

@@ -1,0 +1,1 @@
+"""The HTTP and websocket face of the live service (CONTRACTS.md §5); `create_app` builds it."""

@@ -1,0 +1,42 @@
+"""create_app(config) -> FastAPI: routes, lifespan (service, pull sources), /metrics.
+
+Each route module owns one face of CONTRACTS.md §5; this module only composes them. The lifespan
+starts the Service (queue + consumer) and the configured pull sources, and on shutdown stops the
+sources, drains every accepted sample through the pipeline and flushes the outputs.
+"""
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from streamwatch import __version__
+from streamwatch.api import feed, health, incidents, page, samples, streams
+from streamwatch.config.load import Config
+from streamwatch.service import Service
+
+__all__ = ["create_app"]
+
+
+def create_app(config: Config, service: Service | None = None) -> FastAPI:
+    svc = service or Service(config)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await svc.start()
+        from streamwatch.ingest.pull import start_sources
+        start_sources(svc, config.service.sources)
+        try:
+            yield
+        finally:
+            await svc.stop()
+
+    app = FastAPI(title="streamwatch", version=__version__, lifespan=lifespan,
+                  description="Real-time monitoring for live-commerce streams.")
+    app.state.service = svc
+    for module in (health, samples, incidents, streams, feed, page):
+        app.include_router(module.router)
+    from streamwatch.exporter import mount_metrics
+    mount_metrics(app, svc)
+    return app

@@ -1,0 +1,8 @@
+"""PLACEHOLDER (being written this session): the feed routes of CONTRACTS §5."""
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+__all__ = ["router"]
+
+router = APIRouter()

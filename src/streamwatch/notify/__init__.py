@@ -1,0 +1,1 @@
+"""Outputs of the live service: the event log, the websocket feed, (later) webhooks."""
