@@ -128,3 +128,51 @@ def test_ramp_up_and_goodbye_never_page() -> None:
     opened = {e.incident_id for e in events if e.stream == "room-a" and e.status == "firing"}
     closed = {e.incident_id for e in events if e.stream == "room-a" and e.status == "resolved"}
     assert opened == closed, "goodbye (live = 0) closes whatever was open"
+
+
+def _run_batch(batch):  # type: ignore[no-untyped-def]
+    cfg = load_config(REPO / "config", REPO / "detectors")
+    p = Pipeline(cfg.rules, cfg.pipeline_settings())
+    return p, p.process(batch)
+
+
+def test_counter_reset_never_pages() -> None:
+    import numpy as np
+    b = samples([Room("room-a"), Room("room-b"), Room("room-c"), Room("room-d")])
+    # room-a's sales collector restarts 20 minutes in: its counters start again from 0
+    at = T0 + AT
+    for m in ("orders_total", "gmv_total", "product_clicks_total"):
+        sel = np.array([s == "room-a" and mm == m and t >= at
+                        for s, mm, t in zip(b.streams, b.metrics, b.ts.tolist())])
+        first = b.values[sel][0]
+        b.values[sel] -= first
+    p, events = _run_batch(b)
+    assert p.stats.counter_resets >= 3
+    assert not pages(events), [e.summary for e in pages(events)]
+
+
+def test_duplicates_and_late_samples_change_nothing_but_counts() -> None:
+    import numpy as np
+    effects = [Effect("bitrate_kbps", AT, END, 0.1), Effect("fps", AT, END, 0.2)]
+    rooms = [Room("room-a", effects=effects)] + [Room(f"room-{k}") for k in "bcd"]
+    clean = samples(rooms)
+    n = len(clean)
+    rng = np.random.default_rng(9)
+    dup = rng.choice(n, 200, replace=False)               # re-sent right after the original
+    late = rng.choice(n, 100, replace=False)              # delivered 40 s after the fact: dropped
+    order = list(range(n)) + dup.tolist()
+    keys = [float(clean.ts[i]) for i in range(n)] + [float(clean.ts[i]) for i in dup]
+    keys = [k + 40.5 if i < n and i in set(late.tolist()) else k for i, k in enumerate(keys)]
+    perm = sorted(range(len(order)), key=lambda k: (keys[k], k))
+    idx = np.array([order[k] for k in perm])
+    from streamwatch.ingest.batch import Batch
+    messy = Batch([clean.streams[i] for i in idx], [clean.metrics[i] for i in idx],
+                  clean.ts[idx], clean.values[idx], [None] * len(idx), np.arange(len(idx)))
+    p_clean, ev_clean = _run_batch(clean)
+    p_messy, ev_messy = _run_batch(messy)
+    # (a duplicate whose original was delayed arrives first, and the original is then late)
+    assert p_messy.stats.duplicates >= 190 and p_messy.stats.late >= 90
+    page = first_page(ev_messy, "room-a")
+    assert page.incident_type == "stream_outage" and page.level == 1
+    assert abs(page.ts - first_page(ev_clean, "room-a").ts) <= 10
+    assert {e.stream for e in pages(ev_messy)} == {"room-a"}
