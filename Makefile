@@ -17,6 +17,7 @@ demo: $(STAMP)
 	$(BIN)/streamwatch demo
 
 test: $(STAMP)
+	bash scripts/ensure-chromium.sh
 	$(BIN)/python -m pytest -q
 
 check: $(STAMP)

@@ -56,12 +56,26 @@ class ServiceStats:
     samples_rejected: Counter[str] = field(default_factory=Counter)   # by reason
     requests_refused: Counter[str] = field(default_factory=Counter)   # by cause (full, too_large..)
     batches: int = 0
+    submits_refused: int = 0                                            # queue full
     events: Counter[tuple[int, str, str]] = field(default_factory=Counter)  # (level, team, status)
     alert_latency: Histogram = field(default_factory=Histogram)     # accepted -> event emitted
     batch_latency: Histogram = field(default_factory=Histogram)     # accepted -> processed
 
 
 Subscriber = Callable[[list[LoggedEvent]], None]
+
+
+def _warm_up(config: Config) -> None:
+    """Load (or compile) every numba kernel on a throwaway pipeline before reporting ready, so
+    the first real request does not wait for it."""
+    from streamwatch.ingest.fastpath import Interned  # noqa: F401  (imported for its kernels)
+    p = Pipeline(config.rules, config.pipeline_settings())
+    t0 = 1_700_000_000.0
+    lines = [b'{"stream":"warm","metric":"%s","ts":%.1f,"value":%d}' % (m, t0 + k, k)
+             for k in range(3) for m in (b"viewers", b"orders_total", b"product_clicks_total",
+                                         b"live", b"bitrate_kbps", b"error_ratio")]
+    res = p.parser.parse_ndjson(b"\n".join(lines), now=t0 + 10)
+    p.process(res.batch)
 
 
 class Service:
@@ -89,6 +103,7 @@ class Service:
 
     # -- lifecycle --------------------------------------------------------------------------
     async def start(self) -> None:
+        await asyncio.to_thread(_warm_up, self.config)
         self._consumer = asyncio.create_task(self._consume(), name="streamwatch-consumer")
         self.ready = True
         log.info("service started", extra={"rules": len(self.config.rules)})
@@ -117,7 +132,7 @@ class Service:
         if n == 0:
             return True
         if self.queued + n > self.max_queued:
-            self.stats.requests_refused["queue_full"] += 1
+            self.stats.submits_refused += 1       # the caller decides what it means (429, retry)
             return False
         self.queued += n
         self.stats.samples_accepted += n

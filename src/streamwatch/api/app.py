@@ -37,6 +37,7 @@ def create_app(config: Config, service: Service | None = None) -> FastAPI:
     app.state.service = svc
     for module in (health, samples, incidents, streams, feed, page):
         app.include_router(module.router)
+    feed.install(app, svc)
     from streamwatch.exporter import mount_metrics
     mount_metrics(app, svc)
     return app

@@ -67,6 +67,41 @@ def _coerce(value: str) -> Any:
         return value
 
 
+def _with_sources_file(service: ServiceConfig, path: Path, problems: list[str]) -> ServiceConfig:
+    """Append the [[sources]] of config/sources.toml to those of service.toml, and check each
+    source's settings for its kind (ingest/sources.py knows what a kind needs)."""
+    from streamwatch.config.schema import SourceSettings
+    from streamwatch.ingest.sources import source_problems
+    name = "config/sources.toml"
+    located = [("config/service.toml", i, s) for i, s in enumerate(service.sources)]
+    raw: Any = {}
+    if path.exists():
+        try:
+            raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        except tomllib.TOMLDecodeError as exc:
+            problems.append(f"{name}: not valid TOML: {exc}")
+    for key in sorted(set(raw) - {"sources"}):
+        problems.append(f"{name}: {key}: unknown table (expected [[sources]])")
+    entries = raw.get("sources", [])
+    if not isinstance(entries, list):
+        problems.append(f"{name}: sources: must be an array of tables ([[sources]])")
+        entries = []
+    for i, entry in enumerate(entries):
+        try:
+            located.append((name, i, SourceSettings.model_validate(entry)))
+        except ValidationError as exc:
+            problems.extend(format_validation_error(name, f"sources[{i}]", exc, entry))
+    seen: dict[str, str] = {}
+    for file, i, src in located:
+        for key, value, why in source_problems(src):
+            problems.append(f"{file}: sources[{i}].{key} = {value!r}: {why}")
+        if src.name in seen:
+            problems.append(f"{file}: sources[{i}].name = {src.name!r}: already used by "
+                            f"{seen[src.name]}")
+        seen.setdefault(src.name, f"{file}: sources[{i}]")
+    return service.model_copy(update={"sources": [s for _, _, s in located]})
+
+
 def load_config(config_dir: Path | None = None, detectors_dir: Path | None = None,
                 env: Mapping[str, str] | None = None) -> Config:
     """The validated configuration, or ConfigError listing every problem found."""
@@ -92,6 +127,8 @@ def load_config(config_dir: Path | None = None, detectors_dir: Path | None = Non
         service = ServiceConfig.model_validate(data)
     except ValidationError as exc:
         problems.extend(format_validation_error("config/service.toml", "", exc, data))
+    if config_dir.is_dir():
+        service = _with_sources_file(service, config_dir / "sources.toml", problems)
     rules: list[Rule] = []
     if not detectors_dir.is_dir():
         problems.append(f"{detectors_dir}: not a directory")

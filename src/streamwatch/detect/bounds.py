@@ -3,8 +3,8 @@
 Some metrics have absolute meaning: a payment service failing 5 % of calls is broken even if it
 has always been that bad, and a CPU at 95 % is saturated whatever it did yesterday. The rule's
 `levels` are the limits themselves: with direction "up", level k when x >= levels[k]; with "down",
-level k when x <= levels[k]. The score grows from 0 at half the mildest limit to 1 at the most
-severe one, so NAB-style consumers get a continuous value.
+level k when x <= levels[k]. The score grows from 0 on the safe side of the mildest limit (half of
+it for "up", twice it for "down") to 1 at the most severe one: a continuous value.
 
 >>> import numpy as np
 >>> d = StaticBounds(StaticBounds.Params(levels={2: 0.05, 1: 0.2}, direction="up"))
@@ -68,7 +68,9 @@ class StaticBounds:
         self._lvl = np.array([k for k, _ in items], np.int64)
         self._sign = sign
         self._hi = float(self._thr[0])
-        self._lo = float(self._thr[-1]) * 0.5
+        # the score starts on the safe side of the mildest limit: half of it going up, twice it
+        # going down (so a normal sample scores 0 and the most severe limit scores 1)
+        self._lo = float(self._thr[-1]) * (0.5 if sign > 0 else 2.0)
 
     def resize(self, n_rows: int) -> None:
         """Stateless: limits need no history."""

@@ -114,9 +114,7 @@ def _kernel(rows, ts, x, dt, role, has_per, per_gauge, up, num, den, last, first
                 out_lvl[i] = last_lvl[r]
                 out_exp[i] = e_run[r]
                 out_obs[i] = n_run[r]
-                if t > last[r]:
-                    last[r] = t
-                continue
+                continue            # (the decay clock `last` is the numerator's own)
             inc_n = x[i]
             if per_gauge:
                 # exposure over exactly the numerator's interval: gauge level x its length
