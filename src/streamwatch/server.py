@@ -25,7 +25,8 @@ class JsonLogFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         out = {"ts": round(record.created, 3), "level": record.levelname.lower(),
                "logger": record.name, "msg": record.getMessage()}
-        out.update({k: v for k, v in vars(record).items() if k not in self._SKIP})
+        out.update({k: v for k, v in vars(record).items()
+                    if k not in self._SKIP and k != "color_message"})
         if record.exc_info:
             out["exc"] = self.formatException(record.exc_info)
         return json.dumps(out, default=str, ensure_ascii=False)
