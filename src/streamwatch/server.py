@@ -50,7 +50,8 @@ def run_server(cfg: Config, host: str, port: int, *, data_dir: Path | None = Non
     if banner:
         print(banner, flush=True)
     uvicorn.run(app, host=host, port=port, log_config=None, access_log=False,
-                ws="websockets-sansio", timeout_graceful_shutdown=10)
+                ws="websockets-sansio", timeout_graceful_shutdown=10,
+                ws_per_message_deflate=cfg.service.server.ws_compression)
 
 
 def run_demo_server(*, port: int, seed: int, rooms: int, minutes: float, speed: float) -> None:

@@ -30,7 +30,6 @@ from websockets.frames import Close, Frame, Opcode
 from websockets.uri import parse_uri
 
 from streamwatch.api.app import create_app
-from streamwatch.api.feed import FeedQuery
 from streamwatch.config.load import Config
 from streamwatch.events import AlertEvent
 from streamwatch.incidents.index import IncidentIndex
@@ -253,7 +252,7 @@ async def test_snapshot_first_then_every_event_in_order_and_nothing_more(
         close = await closed_with(ws)                     # ... and nothing was sent after
         assert close.code == 1012
     assert not live.thread.is_alive()
-    assert hub_of(live).client_count == 0
+    assert hub_of(live).client_count == 0 and hub_of(live).closed   # by the lifespan's end
 
 
 FILTERS: list[tuple[dict[str, Any], FeedFilter]] = [
@@ -378,11 +377,12 @@ async def test_slow_client_is_told_and_dropped_while_others_get_everything() -> 
         hub = hub_of(live)
         stalled = StalledClient(feed_url(live))
         try:
-            async with connect(feed_url(live)) as fast:
+            async with connect(feed_url(live), max_queue=None) as fast:
                 await until(lambda: hub.client_count == 2, "both clients to be connected")
                 assert (await recv(fast))["type"] == "snapshot"
-                await push(live, sc.bodies)
-                assert await alerts(fast, len(sc.all)) == sc.all
+                got_fast, _ = await asyncio.gather(alerts(fast, len(sc.all)),
+                                                   push(live, sc.bodies))
+                assert got_fast == sc.all
                 # the consumer went through every batch while one client read nothing at all
                 assert live.service.log.last_id == sc.all[-1]["id"]
                 assert live.service.queued == 0
@@ -415,11 +415,12 @@ async def test_client_that_never_drains_is_cut_after_the_grace() -> None:
         hub.lag_grace = 0.2
         stalled = StalledClient(feed_url(live))
         try:
-            async with connect(feed_url(live)) as fast:
+            async with connect(feed_url(live), max_queue=None) as fast:
                 await until(lambda: hub.client_count == 2, "both clients to be connected")
                 await recv(fast)
-                await push(live, sc.bodies)
-                assert await alerts(fast, len(sc.all)) == sc.all
+                got_fast, _ = await asyncio.gather(alerts(fast, len(sc.all)),
+                                                   push(live, sc.bodies))
+                assert got_fast == sc.all
                 await until(lambda: hub.stats.cut == 1, "the stalled client to be cut")
                 assert hub.stats.dropped == 1 and hub.client_count == 1
         finally:
@@ -470,6 +471,7 @@ async def test_bad_parameters_close_with_1008_naming_the_parameter(
         close = await closed_with(ws)
     assert close.code == 1008
     assert close.reason.startswith(f"bad {param}:"), close.reason
+    assert ("once" in close.reason) == ("&" in query), close.reason
     assert hub.stats.connected == connected and hub.client_count == 0
 
 
@@ -505,11 +507,16 @@ def test_live_events_already_replayed_are_skipped_and_shared_by_clients() -> Non
     assert all(a[0] is b[0] for a, b in zip(resumed.buf, fresh.buf)), "decoded once, shared"
 
 
-def test_query_parsing_merges_repeats_and_commas() -> None:
-    from starlette.datastructures import QueryParams
-    q = FeedQuery.from_params(QueryParams("team=tech&team=live_ops,customer_service&stream=a, b"
-                                          "&min_level=2&since=000000000007&token=t&x=y"))
-    assert q.filter() == FeedFilter(frozenset({"tech", "live_ops", "customer_service"}),
-                                    frozenset({"a", "b"}), 2)
-    assert q.since == "000000000007"
-    assert FeedQuery.from_params(QueryParams("team=&min_level=&since=")) == FeedQuery()
+async def test_only_clients_whose_socket_pushes_back_are_dropped() -> None:
+    log = EventLog(1000)
+    events = [AlertEvent.model_validate({k: v for k, v in e.items() if k != "type"})
+              for e in scenario().all[:30]]
+    hub = FeedHub(log, IncidentIndex(), client_queue=10)
+    waiting, stuck = hub.connect(FeedFilter()), hub.connect(FeedFilter())
+    stuck.sending = True                       # as if suspended in a send the socket refuses
+    for e in events:
+        hub.publish(log.append([e]))
+    assert len(waiting.buf) == 30, "its sender has not had a turn yet: the server was busy"
+    assert hub.client_count == 1 and hub.stats.dropped == 1
+    assert len(stuck.buf) == 1, "its backlog was discarded for the lagging notice"
+    hub.disconnect(stuck)

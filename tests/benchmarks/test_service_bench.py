@@ -70,15 +70,20 @@ def test_workload_refuses_a_shard_without_copies() -> None:
         loadgen.build_workload([], copies=1)
 
 
-def test_probe_lines_make_the_errors_rule_fire_at_the_probe_ts() -> None:
+@pytest.mark.parametrize("primed", [False, True])   # cold probe stream / created in warm-up
+def test_probe_lines_make_the_errors_rule_fire_at_the_probe_ts(primed: bool) -> None:
     """The probe's assumption about detectors/services.toml (errors_high, 10 s min_duration)."""
     cfg = load_config()
     pipe = Pipeline(cfg.rules, cfg.pipeline_settings())
+    stream = loadgen.probe_stream("t", 1)
     ts = NOW + 100.0
-    res = pipe.parser.parse_ndjson(loadgen.probe_lines("svc:probe-t-0", ts), now=ts + 1)
-    assert not res.rejections
+    if primed:
+        calm = pipe.parser.parse_ndjson(loadgen.probe_prime_lines("t", 2, NOW), now=NOW)
+        assert len(calm.batch) == 2 and not pipe.process(calm.batch)
+    res = pipe.parser.parse_ndjson(loadgen.probe_lines(stream, ts), now=ts + 1)
+    assert len(res.batch) == 2 and not res.rejections
     events = [e.model_dump() for e in pipe.process(res.batch)]
-    fired = [e for e in events if e["stream"] == "svc:probe-t-0" and e["status"] == "firing"]
+    fired = [e for e in events if e["stream"] == stream and e["status"] == "firing"]
     assert len(fired) == 1 and fired[0]["ts"] == ts and fired[0]["metric"] == "error_ratio"
 
 

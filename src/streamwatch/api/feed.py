@@ -70,6 +70,13 @@ class FeedQuery(BaseModel):
             raise ValueError(f"unknown team {unknown[0]!r} (known: {', '.join(sorted(TEAMS))})")
         return v
 
+    @field_validator("min_level", "since", mode="before")
+    @classmethod
+    def _once(cls, v: object) -> object:
+        if isinstance(v, list):
+            raise ValueError("may be given only once")
+        return v
+
     @classmethod
     def from_params(cls, params: QueryParams) -> FeedQuery:
         data: dict[str, Any] = {}

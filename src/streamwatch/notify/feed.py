@@ -6,15 +6,19 @@ Why it is built this way:
   synchronously after each processed batch. It only appends to per-client bounded buffers and
   wakes the client's sender task, which drains its buffer to the socket. A stuck socket stalls
   that one sender, nothing else.
-- **A client too far behind is told and dropped.** A client still holding `client_queue`
-  undelivered events when new ones arrive is dropped: its buffer is discarded, it is sent
+- **A client too far behind is told and dropped.** A client whose socket is not taking data
+  (its sender is stuck in a send) while it holds `client_queue` undelivered events when new ones
+  arrive is dropped: its buffer is discarded, it is sent
   `{"type": "lagging", "last_id": ID, "reason": ...}` and closed with `CLOSE_LAGGING` (4008),
   so it can resume with `since=ID` (what it missed is still in the EventLog if it comes back in
   time). 4008 rather than 1013 so a client can tell "you were too slow" from "server full". The
   bound is judged *before* a publish appends, so one large batch (a backfill) may exceed it for a
-  moment without dropping clients that keep up; memory stays bounded by `client_queue` plus one
-  batch's events, and the message strings are shared by all clients. A client whose socket does
-  not drain at all cannot even receive the notice: its sender is cancelled after `lag_grace`.
+  moment without dropping clients that keep up; and only against clients whose socket pushes
+  back, so a burst the loop has not yet had time to send (the server is busy, not the client)
+  drops nobody. A sender that is not stuck drains at its next turn, so memory stays bounded by
+  `client_queue` plus what arrives between two turns; the message strings are shared by all
+  clients. A client whose socket does not drain at all cannot even receive the notice: its
+  sender is cancelled after `lag_grace`.
 - **No loss, no duplicates across reconnects.** `connect` registers the client, reads the
   incident snapshot and the EventLog in one synchronous step; as `publish` runs on the same loop,
   no event can slip in between: everything up to the log's newest id comes from the
@@ -116,6 +120,7 @@ class FeedClient:
     buf: deque[Any] = field(default_factory=deque)   # (text, event id) or a control item
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     position: str | None = None    # everything matching up to this id has been sent
+    sending: bool = False          # suspended inside a send: the socket pushes back
     task: asyncio.Task[Any] | None = None
     timer: asyncio.TimerHandle | None = None
 
@@ -159,7 +164,7 @@ class FeedHub:
         texts: list[str | None] = [None] * len(events)
         behind = []
         for c in self._clients:
-            if len(c.buf) >= self.client_queue:
+            if c.sending and len(c.buf) >= self.client_queue:
                 behind.append(c)
                 continue
             everything, flt, after, added = c.filter.everything, c.filter, c.after, False
@@ -245,7 +250,9 @@ class FeedHub:
         try:
             for text, position in c.initial:
                 if text is not None:
+                    c.sending = True
                     await sock.send_text(text)
+                    c.sending = False
                     self.stats.sent += 1
                     burst += 1
                     if burst % _YIELD_EVERY == 0:
@@ -273,7 +280,9 @@ class FeedHub:
                     await sock.close(CLOSE_GOING_AWAY, "service stopping")
                     return
                 text, event_id = item
+                c.sending = True
                 await sock.send_text(text)
+                c.sending = False
                 self.stats.sent += 1
                 c.position = event_id
         finally:
