@@ -71,5 +71,6 @@ async def test_push_to_websocket_to_rest_to_metrics(live_server) -> None:  # typ
     assert _metric(text, "streamwatch_samples_ingested_total") > 20_000
     assert _metric(text, "streamwatch_alert_events_total", level="1", team="tech",
                    status="firing") >= 1
-    assert _metric(text, "streamwatch_open_incidents", level="1", team="tech") >= 1
+    open_l1 = [i for i in srv.service.incidents.open() if (i["level"], i["team"]) == (1, "tech")]
+    assert _metric(text, "streamwatch_open_incidents", level="1", team="tech") == len(open_l1)
     assert _metric(text, "streamwatch_detector_latency_seconds_count") >= 1
