@@ -79,34 +79,46 @@ class DetectionStage:
             str(r.extra()["per"]) for r in rules if r.extra().get("per")}
         # per rule: which rule-row each series row feeds (and how), grown as series appear
         self._bound_rows = 0
+        self._sized = [0 for _ in rules]          # rows each rule's detector has room for
         self._has_per = [bool(r.extra().get("per")) for r in rules]
         self._rule_mids: list[list[int]] = [[] for _ in rules]
         self.max_score: Floats = np.zeros(0)
         self.want_scores = False      # per-sample max score: replay --scores and the live view
 
     def on_new_rows(self) -> None:
+        """Bind the series created since the last call; state grows geometrically, so a room
+        going on air costs time proportional to its own series, not to all of them."""
         n = len(self.table)
         if n <= self._bound_rows:
             return
+        old = self._bound_rows
+        cap = len(self.bind[0]) if self.rules else 0
+        if n > cap:
+            cap = max(n, 2 * cap, 1024)
+            for i in range(len(self.rules)):
+                bind = np.full(cap, -1, np.int64); bind[:old] = self.bind[i][:old]
+                role = np.zeros(cap, np.int64); role[:old] = self.role[i][:old]
+                self.bind[i], self.role[i] = bind, role
+        keys = self.table.keys
+        row_stream = self.table.row_stream
         for i, rule in enumerate(self.rules):
-            bind = np.full(n, -1, np.int64); bind[: self._bound_rows] = self.bind[i]
-            role = np.zeros(n, np.int64); role[: self._bound_rows] = self.role[i]
+            bind, role = self.bind[i], self.role[i]
             per = rule.extra().get("per")
-            for r in range(self._bound_rows, n):
-                stream, metric = self.table.keys[r]
-                sid = int(self.table.row_stream[r])
+            for r in range(old, n):
+                metric = keys[r][1]
                 if rule.metric == "*":
                     if metric not in self._named:
                         bind[r] = r
                 elif metric == rule.metric:
-                    bind[r] = sid
+                    bind[r] = row_stream[r]
                 elif per is not None and metric == per:
-                    bind[r] = sid
+                    bind[r] = row_stream[r]
                     role[r] = 1
-            self.bind[i], self.role[i] = bind, role
-            size = n if rule.metric == "*" else self.table.n_streams
-            self.detectors[i].resize(size)
-            self.debouncers[i].resize(size)
+            need = n if rule.metric == "*" else self.table.n_streams
+            if need > self._sized[i]:
+                self._sized[i] = max(need, 2 * self._sized[i], 64)
+                self.detectors[i].resize(self._sized[i])
+                self.debouncers[i].resize(self._sized[i])
         self._bound_rows = n
         mids_of = self.table.metric_ids
         self._rule_mids = []
@@ -181,11 +193,10 @@ class DetectionStage:
         """Stream went off air or restarted: active anomalies end, learnt state is forgotten."""
         out = []
         stream = self.table.streams[sid]
+        series = np.flatnonzero(self.table.row_stream[: len(self.table)] == sid)
         for i, rule in enumerate(self.rules):
             if rule.metric == "*":
-                rows = np.array([r for r in range(len(self.table))
-                                 if self.table.row_stream[r] == sid and self.bind[i][r] >= 0],
-                                np.int64)
+                rows = series[self.bind[i][series] >= 0]
             else:
                 rows = np.array([sid], np.int64) if sid < self.debouncers[i].n else np.zeros(0, np.int64)
             if len(rows) == 0:
