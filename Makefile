@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test bench bench-quality bench-throughput check clean
+.PHONY: demo test bench bench-quality bench-throughput bench-service check clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -29,7 +29,10 @@ bench-quality: $(STAMP)
 bench-throughput: $(STAMP)
 	$(BIN)/python benchmarks/throughput.py
 
-bench: bench-quality bench-throughput
+bench-service: $(STAMP)
+	$(BIN)/python benchmarks/service.py
+
+bench: bench-quality bench-throughput bench-service
 
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache
