@@ -24,6 +24,7 @@ import json
 import os
 import queue
 import shlex
+import secrets
 import shutil
 import signal
 import socket
@@ -182,9 +183,10 @@ def wait_drained(port: int, deadline: float) -> int:
     return queued
 
 
-def spawn(args: list[str], **kw: Any) -> subprocess.Popen[Any]:
+def spawn(args: list[str], extra_env: dict[str, str] | None = None,
+          **kw: Any) -> subprocess.Popen[Any]:
     """A Python child that imports streamwatch from src/ even when it is not installed."""
-    env = dict(os.environ)
+    env = {**os.environ, **(extra_env or {})}
     env["PYTHONPATH"] = os.pathsep.join(x for x in (str(ROOT / "src"), env.get("PYTHONPATH")) if x)
     return subprocess.Popen([sys.executable, *args], env=env, **kw)
 
@@ -252,7 +254,10 @@ def start_service(a: argparse.Namespace, tmp: Path, port: int, out: Any) -> subp
         cmd = shlex.split(a.service_cmd.format(port=port, config=cfg, detectors=a.detectors,
                                                data_dir=tmp / "data"))
     log(f"starting the service on 127.0.0.1:{port}")
-    return spawn(cmd, stdout=out, stderr=subprocess.STDOUT)
+    # serve needs tokens: unless the environment names its own, the service gets ours (admin)
+    tokens = {} if os.environ.get("STREAMWATCH_API_TOKENS") else {
+        "STREAMWATCH_API_TOKENS": f"admin:{a.token}"}
+    return spawn(cmd, tokens, stdout=out, stderr=subprocess.STDOUT)
 
 
 def start_watchers(a: argparse.Namespace, port: int) -> tuple[subprocess.Popen[str], Lines, int]:
@@ -466,7 +471,8 @@ def main(argv: list[str] | None = None) -> int:
             ("--config", Path, ROOT / "config", "config/ to copy (without sources.toml)"),
             ("--detectors", Path, ROOT / "detectors", "detectors/ of the service"),
             ("--token", str, os.environ.get("STREAMWATCH_BENCH_TOKEN", ""),
-             "bearer token with ingest and viewer roles (env STREAMWATCH_BENCH_TOKEN)"),
+             "bearer token with ingest and viewer roles (env STREAMWATCH_BENCH_TOKEN; default: "
+             "a random one, given to the service as admin unless STREAMWATCH_API_TOKENS is set)"),
             ("--service-cmd", str, "", "arguments to python instead of `-m streamwatch serve "
              "…`, with {port} {config} {detectors} {data_dir}"),
             ("--json", Path, None, "write every number here")):
@@ -476,6 +482,7 @@ def main(argv: list[str] | None = None) -> int:
                        ("--strict", "exit 1 if a target FAILs")):
         p.add_argument(flag, action="store_true", help=what)
     a = p.parse_args(argv)
+    a.token = a.token or secrets.token_urlsafe(24)      # no token given: one for this run
     if not (a.seconds > 0 and a.rate > 0 and a.batch > 0 and a.clients >= 1 and a.procs >= 1):
         p.error("--seconds, --rate, --batch, --clients and --procs must be positive")
     sys.path.insert(0, str(ROOT / "src"))

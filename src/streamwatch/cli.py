@@ -1,4 +1,4 @@
-"""Command line: `streamwatch replay | simulate | check | demo`. No logic lives here.
+"""Command line: `streamwatch replay | simulate | check | serve | demo`. No logic lives here.
 
 Exit codes (CONTRACTS §4): 0 success, 2 bad usage or invalid config/input, 1 anything else.
 """
@@ -94,12 +94,25 @@ def serve(host: Annotated[Optional[str], typer.Option(help="bind address")] = No
           port: Annotated[Optional[int], typer.Option(help="port")] = None,
           config: ConfigOpt = None, detectors: DetOpt = None,
           data_dir: Annotated[Optional[Path], typer.Option("--data-dir",
-                                                           help="where state is kept")] = None) -> None:
-    """The live service: push API, websocket alert feed, live-ops page, /metrics."""
+                                                           help="where state is kept")] = None,
+          insecure_no_auth: Annotated[bool, typer.Option(
+              "--insecure-no-auth",
+              help="run without API tokens: anyone who can connect may do anything")] = False
+          ) -> None:
+    """The live service: push API, websocket alert feed, live-ops page, /metrics.
+
+    Needs API tokens (env STREAMWATCH_API_TOKENS=role:token,... or [[auth.tokens]] in
+    config/service.toml) unless --insecure-no-auth is given."""
+    from dataclasses import replace
+
     from streamwatch.config.load import load_config
-    from streamwatch.server import run_server
+    from streamwatch.server import check_auth, run_server
     try:
         cfg = load_config(config, detectors)
+        if insecure_no_auth:
+            auth = cfg.service.auth.model_copy(update={"insecure_no_auth": True})
+            cfg = replace(cfg, service=cfg.service.model_copy(update={"auth": auth}))
+        check_auth(cfg)
     except StreamwatchError as exc:
         _fail(exc)
     srv = cfg.service.server

@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from typing import Any, get_args
 
 import numpy as np
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import (CounterMetricFamily, GaugeMetricFamily,
@@ -47,6 +47,7 @@ class ServiceCollector(Collector):
         yield from self._alerts()
         yield from self._sources()
         yield from self._state()
+        yield from self._auth()
 
     def _ingest(self) -> Iterator[Metric]:
         s, st = self.service, self.service.stats
@@ -142,6 +143,18 @@ class ServiceCollector(Collector):
                                 value=len(table.rows))
 
 
+    def _auth(self) -> Iterator[Metric]:
+        auth = getattr(self.app.state, "auth", None) if self.app is not None else None
+        failures = getattr(auth, "failures", None) or {}
+        fam = CounterMetricFamily("streamwatch_auth_failures_total",
+                                  "Requests and websockets refused by access control: missing "
+                                  "or unknown token (401/4401), role not held (403/4403).",
+                                  labels=["reason"])
+        for reason in ("missing", "unknown", "forbidden"):
+            fam.add_metric([reason], failures.get(reason, 0))
+        yield fam
+
+
 def _counter_by(name: str, doc: str, label: str, counts: Any) -> CounterMetricFamily:
     fam = CounterMetricFamily(name, doc, labels=[label])
     for key, n in sorted(counts.items()):
@@ -170,8 +183,11 @@ def build_registry(service: Service, app: FastAPI | None = None) -> CollectorReg
 
 
 def mount_metrics(app: FastAPI, service: Service) -> None:
-    """Add GET /metrics to `app`, served from its own registry."""
+    """Add GET /metrics to `app`, served from its own registry; public unless
+    `[server] metrics_public = false`, then it needs a `viewer` token like any read."""
+    from streamwatch.api.auth import require
     registry = build_registry(service, app)
+    public = service.config.service.server.metrics_public
     app.state.metrics_registry = registry
 
     async def metrics(request: Request) -> Response:
@@ -179,4 +195,5 @@ def mount_metrics(app: FastAPI, service: Service) -> None:
 
     app.add_api_route("/metrics", metrics, methods=["GET"], include_in_schema=True,
                       tags=["health"], summary="Prometheus exposition of streamwatch_* metrics",
-                      response_class=Response)
+                      response_class=Response,
+                      dependencies=[] if public else [Depends(require("viewer"))])

@@ -9,6 +9,16 @@ Accepted samples are never dropped: `submit` either queues a batch whole or refu
 (the caller answers 429 with Retry-After), and `stop` drains the queue before returning. Queued
 batches are coalesced before processing; the pipeline's output does not depend on how its input
 is cut into batches, so this changes cost, not results.
+
+Durability (store/): every batch of alert events is written to the store - with the incidents
+it touched and the manager's counters, in one transaction - before subscribers see it; operator
+actions (`act`) are stored before the caller is answered. On start the service restores the
+event log (for `since=` resumes), the incident index and the manager's open incidents and
+counters, so ids continue. When the store cannot be written (locked, disk full, corrupt), the
+service keeps detecting and publishing, keeps what it could not write, and retries with backoff;
+operator actions answer 503 meanwhile, since they could not be stored. A store that cannot even
+be opened at start leaves the service running without durability (logged loudly): it is not
+retried, because ids issued meanwhile would collide with the stored ones.
 """
 from __future__ import annotations
 
@@ -18,21 +28,37 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from streamwatch.config.load import Config
+from streamwatch.events import AlertEvent
 from streamwatch.incidents.index import IncidentIndex
+from streamwatch.incidents.manager import OpenIncident
 from streamwatch.ingest.batch import Batch, Limits
 from streamwatch.notify.log import EventLog, LoggedEvent
 from streamwatch.pipeline import Pipeline
+from streamwatch.store import Counters, IncidentRecord, Store, StoreError, open_store
 
-__all__ = ["Service", "ServiceStats", "LATENCY_BUCKETS"]
+__all__ = ["Service", "ServiceStats", "LATENCY_BUCKETS", "ActionError", "ACTIONS"]
 
 log = logging.getLogger("streamwatch.service")
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 _COALESCE_MAX = 200_000        # samples processed in one pipeline call at most
+_PENDING_MAX = 200_000         # events kept for the store while it cannot be written
+_RETRY_MAX_S = 30.0            # longest wait between store write attempts
+ACTIONS = ("ack", "resolve", "note")
+
+
+class ActionError(Exception):
+    """An operator action refused: `status` is the HTTP answer (404, 409, 503)."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 @dataclass
@@ -60,6 +86,9 @@ class ServiceStats:
     events: Counter[tuple[int, str, str]] = field(default_factory=Counter)  # (level, team, status)
     alert_latency: Histogram = field(default_factory=Histogram)     # accepted -> event emitted
     batch_latency: Histogram = field(default_factory=Histogram)     # accepted -> processed
+    store_commits: int = 0                                          # transactions written
+    store_errors: int = 0                                           # failed store writes
+    store_dropped: int = 0                  # events never stored (store down too long)
 
 
 Subscriber = Callable[[list[LoggedEvent]], None]
@@ -81,7 +110,10 @@ def _warm_up(config: Config) -> None:
 class Service:
     """Owns the pipeline and everything stateful of the live service; no HTTP here."""
 
-    def __init__(self, config: Config, *, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, config: Config, *, clock: Callable[[], float] = time.time,
+                 data_dir: str | Path | None = None, store: Store | None = None) -> None:
+        """`data_dir`: where the store file lives (None with no `store`: an in-memory store,
+        nothing survives the process - tests, the demo)."""
         self.config = config
         self.clock = clock
         self.pipeline = Pipeline(config.rules, config.pipeline_settings())
@@ -100,11 +132,22 @@ class Service:
         self._tasks: list[asyncio.Task[None]] = []
         self.ready = False
         self.sources: list = []               # ingest/pull.py SourceState, one per pull source
+        self.data_dir = data_dir
+        self.store: Store | None = store
+        self.store_error: str | None = None   # the last store failure, None while all is stored
+        self._pending_events: list[dict[str, Any]] = []
+        self._pending_actions: list[tuple[str, dict[str, Any]]] = []
+        self._dirty: set[str] = set()         # incident ids whose record is not stored yet
+        self._retry_at = 0.0
+        self._backoff = 0.0
 
     # -- lifecycle --------------------------------------------------------------------------
     async def start(self) -> None:
+        self._open_store()
         await asyncio.to_thread(_warm_up, self.config)
         self._consumer = asyncio.create_task(self._consume(), name="streamwatch-consumer")
+        if self.store is not None:
+            self.spawn(self._retry_writes(), "streamwatch-store-retry")
         self.ready = True
         log.info("service started", extra={"rules": len(self.config.rules)})
 
@@ -123,6 +166,9 @@ class Service:
         if self._consumer is not None:
             await self._queue.put(None)
             await self._consumer
+        if self.store is not None:
+            self._flush(force=True)
+            self.store.close()
         log.info("service stopped", extra={"samples": self.stats.samples_accepted})
 
     # -- input ------------------------------------------------------------------------------
@@ -172,18 +218,191 @@ class Service:
             self.stats.batch_latency.observe(done - accepted)
         if not events:
             return
-        logged = self.log.append(events)
         oldest = min(acc for _, acc in work)
+        self.stats.alert_latency.observe(done - oldest, len(events))
+        self._publish(events)
+
+    def _publish(self, events: list[AlertEvent], *, force: bool = False) -> bool:
+        """Log, index, store (before anyone sees them), then fan out; True if stored."""
+        logged = self.log.append(events)
         for item in logged:
             self.incidents.apply(item.data)
             d = item.data
             self.stats.events[(d["level"], d["team"], d["status"])] += 1
-        self.stats.alert_latency.observe(done - oldest, len(logged))
+        self._stage(logged)
+        stored = self._flush(force=force)
         for fn in list(self._subscribers):
             try:
                 fn(logged)
             except Exception:
                 log.exception("subscriber failed")
+        return stored
+
+    # -- durability -------------------------------------------------------------------------
+    def _open_store(self) -> None:
+        try:
+            if self.store is None:
+                self.store = open_store(self.data_dir)
+            self._restore(self.store)
+        except StoreError as exc:
+            self.store_error = str(exc)
+            if self.store is not None:
+                self.store.close()
+                self.store = None
+            log.error("store unavailable: running WITHOUT durable state (incidents, acks and "
+                      "the alert feed's resume position will not survive a restart)",
+                      extra={"error": str(exc)})
+
+    def _restore(self, store: Store) -> None:
+        counters = store.counters()
+        records = store.load_recent_incidents(self.incidents.keep_resolved)
+        self.incidents.restore([r.doc for r in records])
+        reopened = []
+        for r in records:
+            last = (r.state or {}).get("last_event")
+            if r.status != "resolved" and r.key and last:
+                d = r.doc
+                reopened.append(OpenIncident(r.id, r.stream, r.key, d["type"], int(d["level"]),
+                                             d["team"], float(d["started_at"]), None,
+                                             last_event=AlertEvent.model_validate(last)))
+        self.pipeline.incidents.restore(reopened, counters.event_seq, counters.incident_seq)
+        events = store.load_recent_events(self.log.capacity)
+        self.log.append([AlertEvent.model_validate(e) for e in events])
+        self.log.dropped += max(0, store.count_events() - len(events))
+        log.info("state restored", extra={"store": store.path, "events": len(events),
+                                          "incidents": len(records),
+                                          "open_incidents": len(reopened),
+                                          "event_seq": counters.event_seq})
+
+    def _stage(self, logged: list[LoggedEvent]) -> None:
+        if self.store is None:
+            return
+        self._pending_events.extend(item.data for item in logged)
+        self._dirty.update(item.data["incident_id"] for item in logged)
+        over = len(self._pending_events) - _PENDING_MAX
+        if over > 0:
+            del self._pending_events[:over]
+            self.stats.store_dropped += over
+
+    @property
+    def store_pending(self) -> int:
+        """Events and actions waiting to be stored."""
+        return len(self._pending_events) + len(self._pending_actions)
+
+    def _flush(self, *, force: bool = False) -> bool:
+        """Write whatever is pending in one transaction; True when nothing is left pending.
+        On failure keep it all and back off (unless `force`: an operator is waiting)."""
+        if self.store is None:
+            return False
+        if not (self._pending_events or self._pending_actions or self._dirty):
+            return True
+        if not force and time.monotonic() < self._retry_at:
+            return False
+        by_id = {inc.id: inc for inc in self.pipeline.incidents.open.values()}
+        records = [r for r in (self._record(i, by_id) for i in sorted(self._dirty)) if r]
+        seq = self.pipeline.incidents.counters
+        try:
+            self.store.append_events(self._pending_events, records, Counters(*seq),
+                                     self._pending_actions)
+        except StoreError as exc:
+            self.stats.store_errors += 1
+            self._backoff = min(_RETRY_MAX_S, max(0.5, self._backoff * 2))
+            self._retry_at = time.monotonic() + self._backoff
+            if self.store_error != str(exc) or self._backoff >= _RETRY_MAX_S:
+                log.error("store write failed; kept in memory, will retry",
+                          extra={"error": str(exc), "pending": self.store_pending,
+                                 "retry_in_s": self._backoff})
+            self.store_error = str(exc)
+            return False
+        if self.store_error is not None:
+            log.info("store writable again", extra={"written": self.store_pending})
+        self._pending_events, self._pending_actions = [], []
+        self._dirty.clear()
+        self._backoff, self.store_error = 0.0, None
+        self.stats.store_commits += 1
+        return True
+
+    def _record(self, incident_id: str, open_by_id: dict[str, OpenIncident]
+                ) -> IncidentRecord | None:
+        doc = self.incidents.get(incident_id)
+        if doc is None:
+            return None
+        inc = open_by_id.get(incident_id)
+        state = ({"last_event": inc.last_event.model_dump()}
+                 if inc is not None and inc.last_event is not None else None)
+        return IncidentRecord(incident_id, doc["status"], doc["stream"],
+                              inc.key if inc is not None else None, doc, state)
+
+    async def _retry_writes(self) -> None:
+        """Flush what a failed write left behind even when no new events come."""
+        while True:
+            await asyncio.sleep(1.0)
+            if self._pending_events or self._pending_actions or self._dirty:
+                self._flush()
+
+    # -- operator actions -------------------------------------------------------------------
+    def act(self, incident_id: str, action: str, by: str, note: str | None = None
+            ) -> dict[str, Any]:
+        """Ack, resolve (manually) or annotate an incident, stored before returning; the
+        incident as it is now. ActionError: 404 unknown id, 409 resolving a resolved incident,
+        503 the action could not be stored. Acking a resolved incident is recorded (a late ack
+        is still a response the review should see)."""
+        if action not in ACTIONS:
+            raise ValueError(f"unknown action {action!r}")
+        doc = self.incidents.get(incident_id)
+        if doc is None:
+            raise ActionError(404, f"incident {incident_id!r} not found (unknown, or resolved "
+                                   "long enough ago to be evicted)")
+        if action == "resolve" and doc["status"] == "resolved":
+            raise ActionError(409, f"incident {incident_id} is already resolved (at "
+                                   f"{doc['resolved_at']})")
+        if self.store is None or not self._flush(force=True):
+            raise ActionError(503, f"{action} not recorded: the store is unavailable "
+                                   f"({self.store_error}); try again")
+        entry: dict[str, Any] = {"ts": round(self.clock(), 3), "action": action, "by": by}
+        if note is not None:
+            entry["note"] = note
+        new = self.incidents.preview(incident_id, entry)
+        assert new is not None
+        if action != "resolve":
+            by_id = {inc.id: inc for inc in self.pipeline.incidents.open.values()}
+            record = self._record(incident_id, by_id)
+            assert record is not None
+            record = IncidentRecord(record.id, new["status"], record.stream, record.key, new,
+                                    record.state)
+            try:
+                self.store.record_action(incident_id, entry, record)
+            except StoreError as exc:
+                self.stats.store_errors += 1
+                self.store_error = str(exc)
+                raise ActionError(503, f"{action} not recorded: {exc}; try again") from None
+            self.incidents.put(new)
+            return new
+        self.incidents.put(new)
+        self._pending_actions.append((incident_id, entry))
+        self._dirty.add(incident_id)
+        event = self.pipeline.incidents.close(incident_id, self._event_time(new), by)
+        if event is not None:
+            stored = self._publish([event], force=True)
+        else:                          # not open in the manager: close the record alone
+            self.incidents.put({**new, "status": "resolved", "resolved_at": entry["ts"]})
+            stored = self._flush(force=True)
+        if not stored:
+            raise ActionError(503, f"resolved, but not stored durably yet ({self.store_error});"
+                                   " it will be retried")
+        return self.incidents.get(incident_id) or new
+
+    def _event_time(self, incident: dict[str, Any]) -> float:
+        """Event time for a manual resolve: the newest sample seen for the stream (alert `ts`
+        is event time, CONTRACTS §3), else the incident's last event time."""
+        t = self.pipeline.table
+        sid = t.stream_ids.get(incident["stream"])
+        if sid is not None and sid < len(t.stream_newest):
+            newest = float(t.stream_newest[sid])
+            if np.isfinite(newest):
+                return newest
+        return max([float(e["ts"]) for e in incident["timeline"] if "event_id" in e]
+                   or [float(incident["started_at"])])
 
     # -- outputs ----------------------------------------------------------------------------
     def subscribe(self, fn: Subscriber) -> Callable[[], None]:

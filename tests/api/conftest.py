@@ -12,6 +12,11 @@ Usage (the fixture is a factory; every server it started is shut down after the 
     live_server(config_overrides={"server": {...}, "feed": FeedSettings(...)})
     live_server(service=MyService(cfg))             # a Service (subclass) you built
     live_server_module(...)                         # same, one server shared by a module
+    live_server(auth=with_tokens(viewer=V, ingest=I))   # access control on (api/auth.py)
+    httpx.get(url, headers=bearer(V))
+
+Access control is off in these servers (`auth.insecure_no_auth = True`, no tokens) unless the
+test gives an `auth` section: tests of other faces need no tokens.
 
 Each server runs in its own thread with its own event loop, on a socket bound here (port chosen
 by the OS, so no race for a free port); the call returns once /readyz answers 200. Shutdown is
@@ -37,9 +42,11 @@ from pydantic import BaseModel
 
 from streamwatch.api.app import create_app
 from streamwatch.config.load import Config, load_config
+from streamwatch.config.schema import token_digest
 from streamwatch.service import Service
 
-__all__ = ["LiveServer", "live_server", "live_server_module", "make_config", "wait_until", "REPO"]
+__all__ = ["LiveServer", "live_server", "live_server_module", "make_config", "wait_until", "REPO",
+           "with_tokens", "bearer"]
 
 REPO = Path(__file__).resolve().parents[2]
 _START_TIMEOUT = 10.0
@@ -48,15 +55,27 @@ _START_TIMEOUT = 10.0
 Section = Mapping[str, Any] | BaseModel | list[Any]
 
 
+def with_tokens(**role_tokens: str) -> dict[str, Any]:
+    """An `auth` section holding one token per role given (`viewer="..."`), access control on."""
+    return {"insecure_no_auth": False,
+            "tokens": [{"role": role, "sha256": token_digest(token), "name": f"test-{role}"}
+                       for role, token in role_tokens.items()]}
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
 def make_config(config: Config | None = None,
                 config_overrides: Mapping[str, Section] | None = None,
                 **sections: Section) -> Config:
     """`config` (default: the repo's config/ and detectors/) with ServiceConfig sections
-    overridden: a mapping updates some keys of a section, a model or list replaces it."""
+    overridden: a mapping updates some keys of a section, a model or list replaces it.
+    Without an `auth` override, access control is off (`insecure_no_auth`, tokens kept)."""
     cfg = config or load_config(REPO / "config", REPO / "detectors", env={})
     changes = {**(config_overrides or {}), **sections}
-    if not changes:
-        return cfg
+    if "auth" not in changes:
+        changes["auth"] = {"insecure_no_auth": True}
     data = cfg.service.model_dump()
     for name, value in changes.items():
         if name not in data:

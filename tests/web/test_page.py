@@ -20,6 +20,7 @@ import signal
 import socket
 from base64 import b64decode
 from collections.abc import AsyncIterator, Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,7 @@ from fastapi import FastAPI
 from streamwatch.api.app import create_app
 from streamwatch.api.page import CSP
 from streamwatch.config.load import load_config
+from streamwatch.config.schema import AuthSettings, TokenEntry, token_digest
 from streamwatch.ingest.batch import Batch
 from streamwatch.service import Service
 from tests.pipeline.scenario import T0, Effect, Room, samples
@@ -81,7 +83,11 @@ async def wait_until(condition: Callable[[], object], what: str, timeout: float 
 
 
 def make_service() -> Service:
-    return Service(load_config(REPO / "config", REPO / "detectors"))
+    """The repo's config with access control on: the page must pass its `?token=` (a viewer
+    token) to the feed and to its fetches, or it sees nothing."""
+    cfg = load_config(REPO / "config", REPO / "detectors", env={})
+    auth = AuthSettings(tokens=[TokenEntry(role="viewer", sha256=token_digest(TOKEN))])
+    return Service(replace(cfg, service=cfg.service.model_copy(update={"auth": auth})))
 
 
 # -- a headless Chromium over the DevTools protocol -------------------------------------------

@@ -9,10 +9,11 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 
 from streamwatch import __version__
 from streamwatch.api import feed, health, incidents, page, samples, streams
+from streamwatch.api.auth import Authenticator, install_log_redaction, require
 from streamwatch.config.load import Config
 from streamwatch.service import Service
 
@@ -35,8 +36,19 @@ def create_app(config: Config, service: Service | None = None) -> FastAPI:
     app = FastAPI(title="streamwatch", version=__version__, lifespan=lifespan,
                   description="Real-time monitoring for live-commerce streams.")
     app.state.service = svc
-    for module in (health, samples, incidents, streams, feed, page):
-        app.include_router(module.router)
+    app.state.auth = Authenticator(config.service.auth)
+    install_log_redaction()
+    # Who may call what (CONTRACTS §5). Public: /, /static/*, /docs, /openapi.json, /healthz,
+    # /readyz and, per [server] metrics_public, /metrics. Write routes inside a router add their
+    # own stricter role (incidents: operator for ack/resolve/note); the feed's websocket checks
+    # `viewer` itself (a websocket refusal is a close code, not a status).
+    # tests/api/test_auth.py walks app.routes: a new route outside this list must answer 401.
+    app.include_router(health.router)
+    app.include_router(page.router)
+    app.include_router(samples.router, dependencies=[Depends(require("ingest"))])
+    app.include_router(incidents.router, dependencies=[Depends(require("viewer"))])
+    app.include_router(streams.router, dependencies=[Depends(require("viewer"))])
+    app.include_router(feed.router)
     feed.install(app, svc)
     from streamwatch.exporter import mount_metrics
     mount_metrics(app, svc)

@@ -11,11 +11,12 @@ no longer held: the snapshot that follows is the way to catch up) and `{"type": 
 
 Query parameters: `team` and `stream` may be repeated or comma-separated; `min_level=N` keeps
 levels 1..N; an empty value means "no filter" (so `?team=&min_level=` is the same as none);
-`since` and `min_level` may be given once; `token` is accepted and ignored until auth lands;
-unknown parameters are ignored. Close codes: 1008 bad parameters (the reason names the
-parameter), 1013 too many clients (try again later), 4008 too far behind, 1001 the feed is
-closing. The connection is accepted before any of these closes, so a browser sees the code and
-the reason rather than a failed handshake. Messages the client sends are read and ignored.
+`since` and `min_level` may be given once; `token` is the bearer token for browsers (see
+api/auth.py; `Authorization: Bearer` works too, role `viewer`); unknown parameters are ignored.
+Close codes: 4401 no or unknown token, 4403 the token lacks the `viewer` role, 1008 bad
+parameters (the reason names the parameter), 1013 too many clients (try again later), 4008 too
+far behind, 1001 the feed is closing. The connection is accepted before any of these closes, so
+a browser sees the code and the reason rather than a failed handshake. Messages the client sends are read and ignored.
 
 `install(app, service)` creates the hub, subscribes it to the service, stores it on
 `app.state.feed_hub` (read by /metrics as `client_count`) and closes it (1001) after the app's
@@ -35,6 +36,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, Validation
     field_validator
 from starlette.datastructures import QueryParams
 
+from streamwatch.api.auth import authorize_websocket
 from streamwatch.events import AlertEvent
 from streamwatch.notify.feed import CLOSE_GOING_AWAY, CLOSE_POLICY, CLOSE_TRY_LATER, FeedClosed, \
     FeedFilter, FeedFull, FeedHub
@@ -140,6 +142,8 @@ async def _listen(websocket: WebSocket) -> None:
 @router.websocket("/v1/alerts/stream")
 async def alerts_stream(websocket: WebSocket) -> None:
     """The alert feed; see the module notes for the messages and close codes."""
+    if await authorize_websocket(websocket, "viewer") is None:
+        return                              # refused: accepted, closed 4401/4403, counted
     await websocket.accept()
     try:
         query = FeedQuery.from_params(websocket.query_params)

@@ -10,6 +10,16 @@
   at all), so polling `since=next` sees every event once. A `since` older than what the log
   holds is 410 Gone: events were lost to the client, it must start again from the incidents.
 
+Operator actions (CONTRACTS §5), each answered with the incident as it is afterwards:
+- `POST /v1/incidents/{id}/ack`, `/resolve` (manual), `/note`; optional body `{"note": str}`
+  (on all three; for `/note` it is the point). Each adds a timeline entry `{"ts", "action", "by",
+  "note"?}` - `ts` the wall clock of the action, `by` the caller's principal ("anonymous" without
+  auth) - and is stored durably (store/, fsync'ed) before the 2xx. 404 unknown id; 503 when the
+  store cannot take it (nothing was answered 2xx that is not stored). Acking a resolved incident
+  is recorded (200: a late ack is still a response the review should see; `acked_at` is set if it
+  was never acked); resolving a resolved one is 409. A manual resolve emits a resolved alert
+  event like any other, so the feed and every output see it.
+
 Routes are `async def` on purpose: they run on the loop thread that mutates the index, and copy
 what they return before any await, so an answer is one consistent moment.
 """
@@ -18,19 +28,23 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, HTTPException, Path, Query
+from fastapi import APIRouter, Body, Depends, HTTPException, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, Field
 
+from streamwatch.api.auth import require
 from streamwatch.api.deps import ServiceDep
 from streamwatch.events import AlertEvent, ImpactModel
 from streamwatch.notify.log import Gap
+from streamwatch.service import ActionError
 
-__all__ = ["router", "Incident", "IncidentPage", "TimelineEntry", "AlertPage", "MAX_LIMIT"]
+__all__ = ["router", "Incident", "IncidentPage", "TimelineEntry", "AlertPage", "MAX_LIMIT",
+           "ActionBody", "MAX_NOTE"]
 
 router = APIRouter(prefix="/v1", tags=["incidents"])
 
 MAX_LIMIT = 1000
+MAX_NOTE = 4000
 _CURSOR = re.compile(r"inc-\d{1,20}")
 _EVENT_ID = re.compile(r"\d{1,30}")
 
@@ -141,6 +155,68 @@ async def list_alerts(
     else:
         nxt = held[-1].id if held else since      # all seen: skip past the filtered-out ones
     return AlertPage(items=items, next=nxt)
+
+
+class ActionBody(BaseModel):
+    """Optional body of an operator action."""
+    model_config = ConfigDict(extra="forbid")
+    note: str | None = Field(default=None, max_length=MAX_NOTE)
+
+
+IncidentId = Annotated[str, Path(max_length=200)]
+OptionalBody = Annotated[ActionBody | None, Body()]
+_ACTION_RESPONSES: dict[int | str, dict[str, Any]] = {
+    404: {"description": "no such incident (named in the message)"},
+    503: {"description": "the store could not take the action; nothing was changed, retry"}}
+# reading needs `viewer` (the router's, set in app.py); acting needs `operator`
+_OPERATOR = [Depends(require("operator"))]
+
+
+def _principal(request: Request) -> str:
+    """Who acts: the authenticated principal (auth sets `request.state.principal`), else
+    "anonymous"."""
+    p = getattr(request.state, "principal", None)
+    if p is None:
+        return "anonymous"
+    name = p if isinstance(p, str) else getattr(p, "name", None) or getattr(p, "id", None)
+    return str(name or p)
+
+
+def _act(request: Request, service: Any, incident_id: str, action: str,
+         body: ActionBody | None) -> Incident:
+    try:
+        inc = service.act(incident_id, action, _principal(request),
+                          body.note if body is not None else None)
+    except ActionError as exc:
+        raise HTTPException(exc.status, str(exc),
+                            headers={"Retry-After": "1"} if exc.status == 503 else None
+                            ) from None
+    return Incident.model_validate(inc)
+
+
+@router.post("/incidents/{incident_id}/ack", response_model=Incident,
+             responses=_ACTION_RESPONSES, dependencies=_OPERATOR)
+async def ack_incident(request: Request, service: ServiceDep, incident_id: IncidentId,
+                       body: OptionalBody = None) -> Incident:
+    """Acknowledge: sets `acked_at`/`acked_by` (first ack) and adds an `ack` timeline entry."""
+    return _act(request, service, incident_id, "ack", body)
+
+
+@router.post("/incidents/{incident_id}/resolve", response_model=Incident,
+             responses={**_ACTION_RESPONSES, 409: {"description": "already resolved"}},
+             dependencies=_OPERATOR)
+async def resolve_incident(request: Request, service: ServiceDep, incident_id: IncidentId,
+                           body: OptionalBody = None) -> Incident:
+    """Resolve by hand: closes the incident and emits its resolved alert event."""
+    return _act(request, service, incident_id, "resolve", body)
+
+
+@router.post("/incidents/{incident_id}/note", response_model=Incident,
+             responses=_ACTION_RESPONSES, dependencies=_OPERATOR)
+async def note_incident(request: Request, service: ServiceDep, incident_id: IncidentId,
+                        body: OptionalBody = None) -> Incident:
+    """Add a note (`{"note": str}`) to the incident's timeline."""
+    return _act(request, service, incident_id, "note", body)
 
 
 def _bad_query(name: str, value: str, msg: str) -> RequestValidationError:

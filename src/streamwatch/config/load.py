@@ -19,9 +19,12 @@ from streamwatch.config.rules import Rule, format_validation_error, load_rules_f
 from streamwatch.config.schema import ServiceConfig
 from streamwatch.exceptions import ConfigError
 
-__all__ = ["Config", "load_config", "default_dirs", "ENV_PREFIX"]
+__all__ = ["Config", "load_config", "default_dirs", "ENV_PREFIX", "TOKENS_ENV",
+           "MIN_TOKEN_CHARS"]
 
 ENV_PREFIX = "STREAMWATCH_"
+TOKENS_ENV = "STREAMWATCH_API_TOKENS"
+MIN_TOKEN_CHARS = 16          # shorter tokens can be guessed; `secrets.token_urlsafe(24)` is 32
 _PACKAGED = Path(__file__).resolve().parent.parent / "defaults"
 
 
@@ -65,6 +68,43 @@ def _coerce(value: str) -> Any:
         return tomllib.loads(f"v = {value}")["v"]
     except tomllib.TOMLDecodeError:
         return value
+
+
+def _with_env_tokens(service: ServiceConfig, env: Mapping[str, str],
+                     problems: list[str]) -> ServiceConfig:
+    """Add the `role:token` pairs of env STREAMWATCH_API_TOKENS, hashed here: from this point on
+    the plaintext exists nowhere in the Config. Problems name the entry (1-based), never the
+    token: an error message must not leak what it complains about."""
+    from streamwatch.config.schema import ROLES, TokenEntry, token_digest
+    raw = env.get(TOKENS_ENV, "")
+    added: list[TokenEntry] = []
+    for i, entry in enumerate(raw.split(","), start=1):
+        entry = entry.strip()
+        if not entry:
+            continue                      # `a,b,` or blanks: nothing to add
+        where = f"env {TOKENS_ENV}: entry {i}"
+        role, sep, token = entry.partition(":")
+        role = role.strip()
+        if not sep or not token:
+            problems.append(f"{where}: expected role:token")
+        elif role not in ROLES:
+            # a role is a short word; anything token-sized may be a swapped token:role pair
+            shown = f"{role!r}" if len(role) < MIN_TOKEN_CHARS else f"({len(role)} characters)"
+            problems.append(f"{where}: unknown role {shown} (roles: {', '.join(ROLES)})")
+        elif len(token) < MIN_TOKEN_CHARS:
+            problems.append(f"{where}: the token has {len(token)} characters; at least "
+                            f"{MIN_TOKEN_CHARS} are needed (e.g. python -c \"import secrets; "
+                            "print(secrets.token_urlsafe(24))\")")
+        elif not all("!" <= c <= "~" for c in token):
+            problems.append(f"{where}: the token may hold only printable ASCII without spaces "
+                            "(it travels in an HTTP header)")
+        else:
+            added.append(TokenEntry(role=role, sha256=token_digest(token),  # type: ignore[arg-type]
+                                    name=f"{role}:env#{i}"))
+    if not added:
+        return service
+    auth = service.auth.model_copy(update={"tokens": [*service.auth.tokens, *added]})
+    return service.model_copy(update={"auth": auth})
 
 
 def _with_sources_file(service: ServiceConfig, path: Path, problems: list[str]) -> ServiceConfig:
@@ -127,6 +167,7 @@ def load_config(config_dir: Path | None = None, detectors_dir: Path | None = Non
         service = ServiceConfig.model_validate(data)
     except ValidationError as exc:
         problems.extend(format_validation_error("config/service.toml", "", exc, data))
+    service = _with_env_tokens(service, env, problems)
     if config_dir.is_dir():
         service = _with_sources_file(service, config_dir / "sources.toml", problems)
     rules: list[Rule] = []

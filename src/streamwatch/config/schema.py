@@ -1,14 +1,17 @@
 """Models of config/service.toml: what a deployment sets besides its detector rules."""
 from __future__ import annotations
 
-from typing import Literal
+import hashlib
+import re
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from streamwatch.config.durations import parse_duration
 
 __all__ = ["ServiceConfig", "IngestSettings", "GradingSettings", "ServerSettings",
-           "FeedSettings", "SourceSettings"]
+           "FeedSettings", "SourceSettings", "StorageSettings", "AuthSettings", "TokenEntry",
+           "Role", "ROLES", "token_digest"]
 
 
 class _Section(BaseModel):
@@ -54,6 +57,12 @@ class FeedSettings(_Section):
     max_clients: int = Field(default=500, ge=1)
 
 
+class StorageSettings(_Section):
+    """Where `serve` keeps incidents, alert events and operator actions (store/sqlite.py);
+    `--data-dir` overrides it. A relative path is taken from the working directory."""
+    data_dir: str = Field(default="./data", min_length=1)
+
+
 class SourceSettings(_Section):
     """One pull source: a room-stats JSON endpoint, a Prometheus exporter, or the simulator."""
     name: str = Field(min_length=1)
@@ -79,9 +88,55 @@ class SourceSettings(_Section):
         return parse_duration(v)
 
 
+Role = Literal["ingest", "viewer", "operator", "admin"]
+ROLES: tuple[str, ...] = ("ingest", "viewer", "operator", "admin")
+_HEX64 = re.compile(r"[0-9a-fA-F]{64}")
+
+
+def token_digest(token: str) -> str:
+    """The stored form of an API token: SHA-256 of its UTF-8 bytes, lowercase hex. Files hold
+    only this (`printf %s TOKEN | sha256sum`), so a leaked config/ leaks no credential."""
+    return hashlib.sha256(token.encode("utf-8", "replace")).hexdigest()
+
+
+class TokenEntry(_Section):
+    """One API token as config/ holds it: a role and the SHA-256 of the token, never the token."""
+    role: Role
+    sha256: str
+    name: str = Field(default="", max_length=100)   # who holds it (shown as `acked_by`)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_plaintext(cls, data: Any) -> Any:
+        # checked at model level so that an error never echoes the offending value: a token
+        # pasted where its hash belongs must not end up in `streamwatch check`'s output
+        if isinstance(data, dict):
+            if {"token", "secret", "plaintext"} & set(data):
+                raise ValueError("plaintext tokens are not allowed in files: give "
+                                 "sha256 = the SHA-256 hex of the token (or use the "
+                                 "STREAMWATCH_API_TOKENS environment variable)")
+            digest = data.get("sha256")
+            if not isinstance(digest, str) or not _HEX64.fullmatch(digest):
+                raise ValueError("sha256 must be the 64 hex digits of the token's SHA-256 "
+                                 "(printf %s TOKEN | sha256sum)")
+            data = {**data, "sha256": digest.lower()}
+        return data
+
+
+class AuthSettings(_Section):
+    """Access control (CONTRACTS §5). Tokens come from `[[auth.tokens]]` here and from env
+    `STREAMWATCH_API_TOKENS` (`role:token,...`, hashed at load). `insecure_no_auth` only allows
+    running *without* tokens (everything open); once any token is configured, tokens are
+    enforced whatever it says: a stray flag never silently opens a protected service."""
+    tokens: list[TokenEntry] = Field(default_factory=list)
+    insecure_no_auth: bool = False
+
+
 class ServiceConfig(_Section):
     ingest: IngestSettings = IngestSettings()
     grading: GradingSettings = GradingSettings()
     server: ServerSettings = ServerSettings()
     feed: FeedSettings = FeedSettings()
+    storage: StorageSettings = StorageSettings()
+    auth: AuthSettings = AuthSettings()
     sources: list[SourceSettings] = Field(default_factory=list)

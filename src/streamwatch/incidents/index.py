@@ -2,8 +2,11 @@
 
 Built from the alert events alone (the same events every output sees), so it never disagrees
 with the feed: an incident is open from its first firing event to its resolved event, carries its
-current level and a timeline of every change. (The durable store and operator actions -
-acknowledge, notes - come with the incident-lifecycle issue.)
+current level and a timeline of every change. Operator actions (ack, manual resolve, note) add
+timeline entries `{"ts", "action", "by", "note"?}`, `ts` being the wall clock of the action (event
+entries carry event time). `preview` computes an action's result without applying it, so the
+service can store it durably first and `put` it afterwards. After a restart the service hands
+back the stored records with `restore`.
 """
 from __future__ import annotations
 
@@ -34,9 +37,10 @@ class IncidentIndex:
                                 "summary": event["summary"]})
         inc["last_event_id"] = event["id"]
         if event["status"] == "resolved":
+            if inc["status"] != "resolved":
+                self._resolved += 1
             inc["status"] = "resolved"
             inc["resolved_at"] = event["ts"]
-            self._resolved += 1
             self._evict()
         else:
             inc.update(level=event["level"], type=event["incident_type"], team=event["team"],
@@ -49,6 +53,33 @@ class IncidentIndex:
                     del self._items[iid]
                     self._resolved -= 1
                     break
+
+    def preview(self, incident_id: str, entry: dict[str, Any]) -> dict[str, Any] | None:
+        """The incident as it would be after the operator action `entry` (a copy), or None for
+        an unknown id. The first ack sets `acked_at`/`acked_by` (and status `acked` while not
+        resolved); later ones, and notes, only add to the timeline."""
+        inc = self._items.get(incident_id)
+        if inc is None:
+            return None
+        out = {**inc, "timeline": [*inc["timeline"], entry]}
+        if entry["action"] == "ack" and out["acked_at"] is None:
+            out["acked_at"], out["acked_by"] = entry["ts"], entry.get("by")
+            if out["status"] == "open":
+                out["status"] = "acked"
+        return out
+
+    def put(self, record: dict[str, Any]) -> None:
+        """Replace (or add) an incident record as it is: from `preview`, or restored."""
+        old = self._items.get(record["id"])
+        was = old is not None and old["status"] == "resolved"
+        self._items[record["id"]] = record
+        self._resolved += (record["status"] == "resolved") - was
+        self._evict()
+
+    def restore(self, records: list[dict[str, Any]]) -> None:
+        """Stored incidents, oldest first (before any event is applied)."""
+        for rec in records:
+            self.put(rec)
 
     def get(self, incident_id: str) -> dict[str, Any] | None:
         return self._items.get(incident_id)
@@ -70,4 +101,5 @@ class IncidentIndex:
         return out
 
     def open(self) -> list[dict[str, Any]]:
-        return [i for i in self._items.values() if i["status"] == "open"]
+        """Every incident not resolved yet (status `open` or `acked`)."""
+        return [i for i in self._items.values() if i["status"] != "resolved"]

@@ -1,0 +1,245 @@
+"""SqliteStore: the embedded default store - one SQLite file in WAL mode under the data dir.
+
+Why these settings:
+- WAL: readers (a backup, `sqlite3` at the shell, a future review report) never block the writer.
+- `synchronous=FULL`: every commit is fsync'ed before it returns. CONTRACTS §5 says an ack is
+  "stored durably before the 2xx answer"; with NORMAL a WAL commit survives a crash of the
+  process (kill -9) but not of the machine (power loss). Writes are rare and small - one commit
+  per pipeline batch that emitted events, one per operator action - so the fsync is affordable
+  (measured: see tests/store/test_sqlite.py::test_commit_cost and the report).
+- One writer: a single connection, used from the service's event-loop thread only (sqlite3's
+  own thread check enforces it). A short busy timeout, so a lock held by another process costs
+  the loop at most that long; the service keeps what it could not write and retries.
+- Schema versioned with `PRAGMA user_version`; a newer file is refused, not rewritten.
+"""
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Literal
+
+import orjson
+
+from streamwatch.store.base import Counters, IncidentRecord, StoreError
+
+__all__ = ["SqliteStore", "open_store", "DB_FILE", "SCHEMA_VERSION"]
+
+DB_FILE = "streamwatch.db"
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
+CREATE TABLE events (
+    id TEXT PRIMARY KEY,            -- zero-padded: string order = emission order
+    incident_id TEXT NOT NULL,
+    ts REAL NOT NULL,               -- event time
+    doc BLOB NOT NULL               -- the alert event (CONTRACTS §3) as JSON
+) WITHOUT ROWID;
+CREATE INDEX events_incident ON events (incident_id);
+CREATE TABLE incidents (
+    id TEXT PRIMARY KEY,
+    status TEXT NOT NULL,           -- open | acked | resolved
+    stream TEXT NOT NULL,
+    key TEXT,                       -- the manager's (stream, key) identity
+    doc BLOB NOT NULL,              -- the incident as the API shows it, with its timeline
+    state BLOB                      -- the manager's state while open (last event), else NULL
+) WITHOUT ROWID;
+CREATE INDEX incidents_status ON incidents (status);
+CREATE TABLE actions (
+    seq INTEGER PRIMARY KEY,
+    incident_id TEXT NOT NULL,
+    ts REAL NOT NULL,               -- wall clock of the action
+    action TEXT NOT NULL,           -- ack | resolve | note
+    by TEXT,
+    note TEXT
+);
+CREATE INDEX actions_incident ON actions (incident_id);
+"""
+_TABLES = {"meta", "events", "incidents", "actions"}
+
+
+def _hint(path: str, exc: BaseException) -> str:
+    text = str(exc)
+    if "locked" in text or "busy" in text:
+        why = "locked by another process (another streamwatch on the same data dir?)"
+    elif "not a database" in text or "malformed" in text or "corrupt" in text:
+        why = ("not a SQLite database or corrupt; move it away to start afresh, or restore "
+               "a backup")
+    elif "readonly" in text or "unable to open" in text or "disk" in text:
+        why = "cannot be written (permissions, full or read-only disk?)"
+    else:
+        why = "cannot be used"
+    return f"store {path}: {why} ({type(exc).__name__}: {text})"
+
+
+class SqliteStore:
+    """See the module notes. `path` ":memory:" gives a private in-memory store (tests, demo)."""
+
+    def __init__(self, path: str | Path, *, synchronous: Literal["FULL", "NORMAL"] = "FULL",
+                 busy_timeout: float = 0.2) -> None:
+        self.path = str(path)
+        try:
+            self._db = sqlite3.connect(self.path, timeout=busy_timeout, isolation_level=None)
+        except sqlite3.Error as exc:
+            raise StoreError(_hint(self.path, exc)) from exc
+        try:
+            self._db.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
+            mode = self._db.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            if self.path != ":memory:" and str(mode).lower() != "wal":
+                raise StoreError(f"store {self.path}: could not switch to WAL mode "
+                                 f"(journal_mode is {mode!r})")
+            self._db.execute(f"PRAGMA synchronous = {synchronous}")
+            self._migrate()
+        except sqlite3.Error as exc:
+            self._db.close()
+            raise StoreError(_hint(self.path, exc)) from exc
+        except StoreError:
+            self._db.close()
+            raise
+
+    def _migrate(self) -> None:
+        version = self._db.execute("PRAGMA user_version").fetchone()[0]
+        tables = {r[0] for r in self._db.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table'")}
+        if version > SCHEMA_VERSION:
+            raise StoreError(f"store {self.path}: schema version {version} was written by a "
+                             f"newer streamwatch (this one knows {SCHEMA_VERSION})")
+        if version == 0:
+            if tables:
+                raise StoreError(f"store {self.path}: a SQLite file that is not a streamwatch "
+                                 f"store (tables {sorted(tables)[:5]})")
+            try:
+                self._db.executescript(f"BEGIN IMMEDIATE; {_SCHEMA} "
+                                       f"PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;")
+            except sqlite3.Error:
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
+                raise
+        elif not _TABLES <= tables:
+            raise StoreError(f"store {self.path}: tables missing: {sorted(_TABLES - tables)}")
+
+    @contextmanager
+    def _tx(self) -> Iterator[None]:
+        """One transaction; any SQLite error becomes a StoreError naming the file."""
+        try:
+            if not self._db.in_transaction:
+                self._db.execute("BEGIN IMMEDIATE")
+            yield
+            self._db.execute("COMMIT")
+        except sqlite3.Error as exc:
+            if self._db.in_transaction:
+                self._db.execute("ROLLBACK")
+            raise StoreError(_hint(self.path, exc)) from exc
+        except BaseException:
+            if self._db.in_transaction:
+                self._db.execute("ROLLBACK")
+            raise
+
+    def _read(self, sql: str, args: Sequence[Any] = ()) -> list[Any]:
+        try:
+            return self._db.execute(sql, args).fetchall()
+        except sqlite3.Error as exc:
+            raise StoreError(_hint(self.path, exc)) from exc
+
+    # -- writes ------------------------------------------------------------------------------
+    def append_events(self, events: Sequence[dict[str, Any]],
+                      incidents: Sequence[IncidentRecord] = (),
+                      counters: Counters | None = None,
+                      actions: Sequence[tuple[str, dict[str, Any]]] = ()) -> None:
+        with self._tx():
+            self._db.executemany(
+                "INSERT OR REPLACE INTO events (id, incident_id, ts, doc) VALUES (?, ?, ?, ?)",
+                [(e["id"], e["incident_id"], float(e["ts"]), orjson.dumps(e)) for e in events])
+            for iid, entry in actions:
+                self._insert_action(iid, entry)
+            self._put_incidents(incidents)
+            if counters is not None:
+                self._db.executemany(
+                    "INSERT INTO meta (name, value) VALUES (?, ?) ON CONFLICT (name) "
+                    "DO UPDATE SET value = max(value, excluded.value)",
+                    [("event_seq", counters.event_seq), ("incident_seq", counters.incident_seq)])
+
+    def record_action(self, incident_id: str, entry: dict[str, Any],
+                      incident: IncidentRecord) -> None:
+        with self._tx():
+            self._insert_action(incident_id, entry)
+            self._put_incidents([incident])
+
+    def save_incident(self, incident: IncidentRecord) -> None:
+        with self._tx():
+            self._put_incidents([incident])
+
+    def _insert_action(self, incident_id: str, entry: dict[str, Any]) -> None:
+        self._db.execute("INSERT INTO actions (incident_id, ts, action, by, note) "
+                         "VALUES (?, ?, ?, ?, ?)",
+                         (incident_id, float(entry["ts"]), str(entry["action"]),
+                          entry.get("by"), entry.get("note")))
+
+    def _put_incidents(self, incidents: Sequence[IncidentRecord]) -> None:
+        self._db.executemany(
+            "INSERT OR REPLACE INTO incidents (id, status, stream, key, doc, state) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            [(r.id, r.status, r.stream, r.key, orjson.dumps(r.doc),
+              None if r.state is None else orjson.dumps(r.state)) for r in incidents])
+
+    # -- reads -------------------------------------------------------------------------------
+    def load_recent_events(self, n: int) -> list[dict[str, Any]]:
+        rows = self._read("SELECT doc FROM events ORDER BY id DESC LIMIT ?", (max(0, n),))
+        return [orjson.loads(r[0]) for r in reversed(rows)]
+
+    def count_events(self) -> int:
+        return int(self._read("SELECT count(*) FROM events")[0][0])
+
+    def load_open_incidents(self) -> list[IncidentRecord]:
+        return self._incidents("SELECT id, status, stream, key, doc, state FROM incidents "
+                               "WHERE status != 'resolved' ORDER BY id")
+
+    def load_recent_incidents(self, resolved: int) -> list[IncidentRecord]:
+        done = self._incidents("SELECT id, status, stream, key, doc, state FROM incidents "
+                               "WHERE status = 'resolved' ORDER BY id DESC LIMIT ?",
+                               (max(0, resolved),))
+        both = done + self.load_open_incidents()
+        return sorted(both, key=lambda r: (len(r.id), r.id))
+
+    def _incidents(self, sql: str, args: Sequence[Any] = ()) -> list[IncidentRecord]:
+        return [IncidentRecord(i, st, stream, key, orjson.loads(doc),
+                               None if state is None else orjson.loads(state))
+                for i, st, stream, key, doc, state in self._read(sql, args)]
+
+    def load_actions(self, incident_id: str) -> list[dict[str, Any]]:
+        rows = self._read("SELECT ts, action, by, note FROM actions WHERE incident_id = ? "
+                          "ORDER BY seq", (incident_id,))
+        return [{"ts": ts, "action": a, "by": by, "note": note} for ts, a, by, note in rows]
+
+    def counters(self) -> Counters:
+        """The stored counters, never below the highest stored ids (belt and braces)."""
+        meta = dict(self._read("SELECT name, value FROM meta"))
+        top_event = self._read("SELECT max(id) FROM events")[0][0]
+        top_inc = self._read("SELECT max(id) FROM incidents")[0][0]
+        ev = int(top_event) if top_event and str(top_event).isdigit() else 0
+        inc_tail = str(top_inc or "").rpartition("-")[2]
+        inc = int(inc_tail) if inc_tail.isdigit() else 0
+        return Counters(max(int(meta.get("event_seq", 0)), ev),
+                        max(int(meta.get("incident_seq", 0)), inc))
+
+    def close(self) -> None:
+        try:
+            self._db.close()
+        except sqlite3.Error:
+            pass
+
+
+def open_store(data_dir: str | Path | None, **kwargs: Any) -> SqliteStore:
+    """The store file under `data_dir` (created if missing); None: an in-memory store."""
+    if data_dir is None:
+        return SqliteStore(":memory:", **kwargs)
+    d = Path(data_dir)
+    try:
+        d.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StoreError(f"data dir {d}: cannot be created ({exc})") from exc
+    if not d.is_dir():
+        raise StoreError(f"data dir {d}: not a directory")
+    return SqliteStore(d / DB_FILE, **kwargs)

@@ -1,0 +1,126 @@
+"""Crash recovery end to end: `streamwatch serve --data-dir` as a real process, an incident
+opened and acked, `kill -9`, a restart on the same data dir - the incident is back, still acked,
+with its timeline; ids continue; a websocket resuming from an event id gets exactly what follows."""
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import websockets
+
+from tests.api.conftest import REPO, wait_until
+from tests.store.helpers import NDJSON, outage_chunks
+
+TOKEN = "kill9-test-token-0123456789"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+HEADERS = {**NDJSON, **AUTH}
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class _Proc:
+    def __init__(self, data: Path, log: Path) -> None:
+        self.port = _free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        env = {k: v for k, v in os.environ.items() if not k.startswith("STREAMWATCH_")}
+        env["STREAMWATCH_API_TOKENS"] = f"admin:{TOKEN}"
+        self.out = open(log, "ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "streamwatch", "serve", "--port", str(self.port),
+             "--config", str(REPO / "config"), "--detectors", str(REPO / "detectors"),
+             "--data-dir", str(data)], stdout=self.out, stderr=subprocess.STDOUT, env=env,
+            cwd=data.parent)
+
+        def ready() -> bool:
+            assert self.proc.poll() is None, log.read_text()[-2000:]
+            try:
+                return httpx.get(f"{self.url}/readyz", timeout=1).status_code == 200
+            except httpx.TransportError:
+                return False
+        wait_until(ready, 30, "streamwatch serve's /readyz")
+
+    def kill9(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(10)
+        self.out.close()
+
+
+@pytest.fixture
+def procs(tmp_path: Path) -> Iterator[list[_Proc]]:
+    started: list[_Proc] = []
+    yield started
+    for p in started:
+        p.kill9()
+
+
+async def _resume(url: str, since: str, n: int) -> tuple[dict, list[dict]]:
+    ws_url = "ws" + url[len("http"):] + f"/v1/alerts/stream?since={since}&token={TOKEN}"
+    async with websockets.connect(ws_url) as ws:
+        snapshot = json.loads(await asyncio.wait_for(ws.recv(), 10))
+        got = [json.loads(await asyncio.wait_for(ws.recv(), 10)) for _ in range(n)]
+    return snapshot, got
+
+
+def test_kill9_restores_incidents_acks_ids_and_resume(procs: list[_Proc],
+                                                      tmp_path: Path) -> None:
+    data, log = tmp_path / "data", tmp_path / "serve.log"
+    chunks = outage_chunks(minutes=26.0, earlier=True)
+    first = _Proc(data, log)
+    procs.append(first)
+    for body in chunks[: len(chunks) * 23 // 26]:
+        assert httpx.post(f"{first.url}/v1/samples", content=body,
+                          headers=HEADERS).status_code == 200
+    inc = wait_until(lambda: httpx.get(f"{first.url}/v1/incidents",
+                                       params={"stream": "room-a", "status": "open"},
+                                       headers=AUTH).json()["items"], what="room-a's incident")[0]
+    iid = inc["id"]
+    assert httpx.post(f"{first.url}/v1/incidents/{iid}/ack",
+                      json={"note": "on it"}, headers=AUTH).status_code == 200
+    before = httpx.get(f"{first.url}/v1/incidents/{iid}", headers=AUTH).json()
+    events = httpx.get(f"{first.url}/v1/alerts", headers=AUTH).json()["items"]
+    assert [e["status"] for e in events] == ["firing", "resolved", "firing"]   # room-b, room-a
+    first.kill9()                                         # no shutdown, no flush: SIGKILL
+
+    second = _Proc(data, log)
+    procs.append(second)
+    after = httpx.get(f"{second.url}/v1/incidents/{iid}", headers=AUTH).json()
+    assert after == before                        # still acked, same timeline, who and when
+    assert after["status"] == "acked" and after["timeline"][-1]["note"] == "on it"
+    assert httpx.get(f"{second.url}/v1/alerts", headers=AUTH).json()["items"] == events
+    # a client that saw up to the first event resumes with exactly the ones after it
+    snapshot, got = asyncio.run(_resume(second.url, events[0]["id"], len(events) - 1))
+    assert [e["id"] for e in got] == [e["id"] for e in events[1:]]
+    assert iid in [i["id"] for i in snapshot["incidents"]]
+    # new data: ids continue after the old ones, never repeat them
+    for body in chunks[len(chunks) * 23 // 26:]:
+        assert httpx.post(f"{second.url}/v1/samples", content=body,
+                          headers=HEADERS).status_code == 200
+    bye = httpx.post(f"{second.url}/v1/samples", content=b'{"stream":"room-a","metric":"live",'
+               b'"ts":%.1f,"value":0}' % (1767225600.0 + 26 * 60 + 5),
+               headers=HEADERS)                    # goodbye: whatever is open resolves
+    assert bye.status_code == 200 and bye.json()["accepted"] == 1, bye.text
+    new = wait_until(lambda: [e for e in httpx.get(f"{second.url}/v1/alerts",
+                                                   params={"since": events[-1]["id"]},
+                                                   headers=AUTH).json()["items"]
+                              if e["incident_id"] == iid], what="the incident resolved")
+    ids = [e["id"] for e in httpx.get(f"{second.url}/v1/alerts",
+                                      params={"limit": 1000}, headers=AUTH).json()["items"]]
+    assert len(ids) == len(set(ids)) and ids == sorted(ids)
+    assert new[-1]["status"] == "resolved" and new[-1]["id"] > events[-1]["id"]
+    room_a = httpx.get(f"{second.url}/v1/incidents", params={"stream": "room-a"},
+                       headers=AUTH).json()
+    assert [i["id"] for i in room_a["items"] if i["type"] == "stream_outage"] == [iid]
