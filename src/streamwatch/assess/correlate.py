@@ -17,6 +17,7 @@ from streamwatch.assess.grade import GradePolicy, Impact, grade
 from streamwatch.assess.normal import RAMP_UP_S, recognise_normal
 from streamwatch.assess.signals import Signal
 from streamwatch.assess.signatures import Finding, match_signatures
+from streamwatch.config.rules import Rule
 from streamwatch.detect.debounce import CLEAR
 from streamwatch.detect.engine import Transition
 from streamwatch.detect.table import SeriesTable
@@ -171,10 +172,6 @@ def _finite(*values: float) -> float:
     return 0.0
 
 
-def _silent_rule():  # type: ignore[no-untyped-def]
-    from streamwatch.config.rules import Rule
-    return Rule(name="stream_silent", metric="stream", method="absence", team=Team.TECH,
-                direction="down", levels={1: 1.0}, source="built-in: absence")
-
-
-_SILENT_RULE = _silent_rule()
+# the absence check's signal (detect/absence.py) has no rule file: this stands in for one
+_SILENT_RULE = Rule(name="stream_silent", metric="stream", method="absence", team=Team.TECH,
+                    direction="down", levels={1: 1.0}, source="built-in: absence")
