@@ -1,14 +1,17 @@
 """Score streamwatch's generic detector on the Numenta Anomaly Benchmark (NAB layout on disk).
 
-    .venv/bin/python benchmarks/nab/run.py --data /work/nab [--files N] [--split even|odd]
-                   [--include SUBSTR ...] [--per-file] [--json FILE] [--param key=value ...]
+    .venv/bin/python benchmarks/nab/run.py --data PATH [--half A|B] [--files N]
+                   [--split even|odd] [--include SUBSTR ...] [--per-file] [--json FILE]
+                   [--param key=value ...]
 
 `--data` is a NAB checkout (or the subset of it you have): `data/<category>/<file>.csv`,
 `labels/combined_windows.json` and optionally `config/profiles.json` (NAB's three profiles are
 built in). Every CSV that is both on disk and in the labels is run through
 `streamwatch.detect.generic.score_series` - the function `streamwatch replay X.csv --scores Y.csv`
 uses - and scored with benchmarks/nab/scorer.py (one corpus-wide threshold per profile, NAB's
-rule). `--split even|odd` keeps every other file (sorted by path) so a choice made on one half can
+rule). `--half A|B` keeps a fixed half of NAB, defined over all 58 labelled files whether or not
+they are on disk: within each category, files sorted by name alternate A, B, A, B ... (tune on A,
+check on B). `--split even|odd` keeps every other file (sorted by path) so a choice made on one half can
 be checked on the other; `--include` keeps the files whose path contains one of the substrings
 (e.g. files held out while the detector was designed); `--files N` keeps the first N.
 
@@ -58,10 +61,20 @@ def discover(data: Path, windows: dict[str, list]) -> list[str]:
     return sorted(name for name in windows if (data / "data" / name).is_file())
 
 
+def half_of(windows: dict[str, list]) -> dict[str, str]:
+    """Fixed split of the labelled files: alternate A/B within each category, sorted by name."""
+    by_cat: dict[str, list[str]] = {}
+    for name in sorted(windows):
+        by_cat.setdefault(name.split("/")[0], []).append(name)
+    return {n: "AB"[i % 2] for names in by_cat.values() for i, n in enumerate(names)}
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", type=Path, required=True)
     ap.add_argument("--files", type=int, default=None)
+    ap.add_argument("--half", choices=["A", "B"], default=None,
+                    help="fixed half of NAB (alternate files within each category)")
     ap.add_argument("--split", choices=["even", "odd"], default=None)
     ap.add_argument("--include", action="append", default=[], metavar="SUBSTR")
     ap.add_argument("--per-file", action="store_true")
@@ -76,6 +89,9 @@ def main(argv: list[str] | None = None) -> int:
     names = discover(args.data, windows)
     if args.include:
         names = [n for n in names if any(sub in n for sub in args.include)]
+    if args.half:
+        halves = half_of(windows)
+        names = [n for n in names if halves[n] == args.half]
     if args.split:
         names = names[0::2] if args.split == "even" else names[1::2]
     if args.files is not None:
@@ -138,6 +154,12 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  {std.per_file[f.name]:7.2f}  tp {hit} fn {miss} fp {fp:3d}  {f.name}")
     if args.json:
         args.json.write_text(json.dumps(report, indent=2))
+    scope = f"half {args.half}, " if args.half else ""
+    ratios = ", ".join(f"{k} ({v}) {std.normalised / v:.2f}x" for k, v in BASELINES.items()
+                       if k != "Twitter ADVec")
+    print(f"SUMMARY: {len(names)}/{NAB_FILES} NAB files ({scope}{samples} samples), standard "
+          f"score {std.normalised:.1f}; vs board {ratios}"
+          + ("" if len(names) == NAB_FILES else " [subset: indicative only]"))
     return 0
 
 

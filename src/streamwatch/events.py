@@ -34,3 +34,6 @@ class AlertEvent(BaseModel):
     summary: str
     runbook: str | None = None
     impact: ImpactModel | None = None
+    # additive (CONTRACTS §3 says "at least"): when the incident's anomaly began, event time -
+    # the earliest `since` of the signals it first fired on; the review's time-to-detect
+    anomaly_started_at: float | None = None

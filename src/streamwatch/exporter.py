@@ -48,6 +48,7 @@ class ServiceCollector(Collector):
         yield from self._sources()
         yield from self._state()
         yield from self._auth()
+        yield from self._webhooks()
 
     def _ingest(self) -> Iterator[Metric]:
         s, st = self.service, self.service.stats
@@ -153,6 +154,26 @@ class ServiceCollector(Collector):
         for reason in ("missing", "unknown", "forbidden"):
             fam.add_metric([reason], failures.get(reason, 0))
         yield fam
+
+    def _webhooks(self) -> Iterator[Metric]:
+        hooks = getattr(self.app.state, "webhooks", None) if self.app is not None else None
+        st = getattr(hooks, "stats", None)
+        fam = CounterMetricFamily("streamwatch_webhook_deliveries_total",
+                                  "Webhook delivery outcomes: delivered (2xx), retry (an "
+                                  "attempt failed, another follows), dead (given up on).",
+                                  labels=["result"])
+        for result, n in (("delivered", getattr(st, "delivered", 0)),
+                          ("retry", getattr(st, "retried", 0)),
+                          ("dead", getattr(st, "dead", 0))):
+            fam.add_metric([result], n)
+        yield fam
+        yield GaugeMetricFamily("streamwatch_webhook_dead_letters",
+                                "Dead-lettered webhook deliveries held for GET "
+                                "/v1/webhooks/dead-letters.",
+                                value=len(hooks.dead_letters) if hooks is not None else 0)
+        yield GaugeMetricFamily("streamwatch_webhook_pending",
+                                "Webhook deliveries queued or being retried.",
+                                value=hooks.pending if hooks is not None else 0)
 
 
 def _counter_by(name: str, doc: str, label: str, counts: Any) -> CounterMetricFamily:

@@ -6,15 +6,16 @@ sources, drains every accepted sample through the pipeline and flushes the outpu
 """
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 from fastapi import Depends, FastAPI
 
 from streamwatch import __version__
-from streamwatch.api import feed, health, incidents, page, samples, streams
+from streamwatch.api import feed, health, incidents, page, reports, samples, streams, webhooks
 from streamwatch.api.auth import Authenticator, install_log_redaction, require
 from streamwatch.config.load import Config
+from streamwatch.notify.webhook import WebhookDispatcher
 from streamwatch.service import Service
 
 __all__ = ["create_app"]
@@ -22,20 +23,27 @@ __all__ = ["create_app"]
 
 def create_app(config: Config, service: Service | None = None) -> FastAPI:
     svc = service or Service(config)
+    hooks = WebhookDispatcher(svc.config.service.webhooks, started_at=_started_at(svc))
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await svc.start()
+        hooks.attach(svc.store)       # restores webhooks and pending deliveries
+        await hooks.start()
+        unsubscribe = svc.subscribe(hooks)
         from streamwatch.ingest.pull import start_sources
         start_sources(svc, config.service.sources)
         try:
             yield
         finally:
-            await svc.stop()
+            await hooks.stop()        # a short grace, then workers stop; the store stays open
+            await svc.stop()          # drains: the last events are queued (and stored) for
+            unsubscribe()             # delivery after the restart
 
     app = FastAPI(title="streamwatch", version=__version__, lifespan=lifespan,
                   description="Real-time monitoring for live-commerce streams.")
     app.state.service = svc
+    app.state.webhooks = hooks
     app.state.auth = Authenticator(config.service.auth)
     install_log_redaction()
     # Who may call what (CONTRACTS §5). Public: /, /static/*, /docs, /openapi.json, /healthz,
@@ -48,8 +56,18 @@ def create_app(config: Config, service: Service | None = None) -> FastAPI:
     app.include_router(samples.router, dependencies=[Depends(require("ingest"))])
     app.include_router(incidents.router, dependencies=[Depends(require("viewer"))])
     app.include_router(streams.router, dependencies=[Depends(require("viewer"))])
+    app.include_router(reports.router, dependencies=[Depends(require("viewer"))])
+    app.include_router(webhooks.router, dependencies=[Depends(require("admin"))])
     app.include_router(feed.router)
     feed.install(app, svc)
     from streamwatch.exporter import mount_metrics
     mount_metrics(app, svc)
     return app
+
+
+def _started_at(svc: Service) -> Callable[[str], float | None]:
+    """When an incident began (Alertmanager's `startsAt` of a resolved alert), if still held."""
+    def lookup(incident_id: str) -> float | None:
+        inc = svc.incidents.get(incident_id)
+        return float(inc["started_at"]) if inc else None
+    return lookup

@@ -20,10 +20,11 @@ from streamwatch.config.schema import ServiceConfig
 from streamwatch.exceptions import ConfigError
 
 __all__ = ["Config", "load_config", "default_dirs", "ENV_PREFIX", "TOKENS_ENV",
-           "MIN_TOKEN_CHARS"]
+           "MIN_TOKEN_CHARS", "WEBHOOK_HOSTS_ENV"]
 
 ENV_PREFIX = "STREAMWATCH_"
 TOKENS_ENV = "STREAMWATCH_API_TOKENS"
+WEBHOOK_HOSTS_ENV = "STREAMWATCH_WEBHOOK_ALLOWED_HOSTS"   # comma-separated; replaces the list
 MIN_TOKEN_CHARS = 16          # shorter tokens can be guessed; `secrets.token_urlsafe(24)` is 32
 _PACKAGED = Path(__file__).resolve().parent.parent / "defaults"
 
@@ -162,6 +163,10 @@ def load_config(config_dir: Path | None = None, detectors_dir: Path | None = Non
         except tomllib.TOMLDecodeError as exc:
             problems.append(f"config/service.toml: not valid TOML: {exc}")
     _env_overlay(data, env, problems)
+    if WEBHOOK_HOSTS_ENV in env:
+        hooks = data.setdefault("webhooks", {})
+        if isinstance(hooks, dict):
+            hooks["allowed_hosts"] = [h for h in env[WEBHOOK_HOSTS_ENV].split(",") if h.strip()]
     service = ServiceConfig()
     try:
         service = ServiceConfig.model_validate(data)

@@ -11,7 +11,7 @@ from streamwatch.config.durations import parse_duration
 
 __all__ = ["ServiceConfig", "IngestSettings", "GradingSettings", "ServerSettings",
            "FeedSettings", "SourceSettings", "StorageSettings", "AuthSettings", "TokenEntry",
-           "Role", "ROLES", "token_digest"]
+           "Role", "ROLES", "token_digest", "WebhookSettings"]
 
 
 class _Section(BaseModel):
@@ -132,6 +132,30 @@ class AuthSettings(_Section):
     insecure_no_auth: bool = False
 
 
+class WebhookSettings(_Section):
+    """Outgoing webhooks (notify/webhook.py). A target's host must be in `allowed_hosts` (exact
+    host names or addresses, `*.example.com` for subdomains; env STREAMWATCH_WEBHOOK_ALLOWED_HOSTS
+    replaces the list): an admin token must not turn the service into a probe of the network."""
+    allowed_hosts: list[str] = Field(default_factory=list)
+    timeout: float = Field(default=5.0, gt=0)            # per delivery attempt
+    max_attempts: int = Field(default=8, ge=1, le=100)   # then the delivery is a dead letter
+    backoff_base: float = Field(default=1.0, gt=0)       # first retry after ~this, then doubling
+    backoff_max: float = Field(default=300.0, gt=0)      # longest wait between attempts
+    max_pending: int = Field(default=10_000, ge=1)       # per webhook; beyond it: dead letters
+    dead_letters: int = Field(default=1_000, ge=1)       # dead letters kept (newest)
+    external_url: str = ""                               # Alertmanager `externalURL`
+
+    @field_validator("timeout", "backoff_base", "backoff_max", mode="before")
+    @classmethod
+    def _dur(cls, v: object) -> float:
+        return parse_duration(v)
+
+    @field_validator("allowed_hosts")
+    @classmethod
+    def _hosts(cls, v: list[str]) -> list[str]:
+        return [h.strip().lower().strip("[]") for h in v if h.strip()]
+
+
 class ServiceConfig(_Section):
     ingest: IngestSettings = IngestSettings()
     grading: GradingSettings = GradingSettings()
@@ -139,4 +163,5 @@ class ServiceConfig(_Section):
     feed: FeedSettings = FeedSettings()
     storage: StorageSettings = StorageSettings()
     auth: AuthSettings = AuthSettings()
+    webhooks: WebhookSettings = WebhookSettings()
     sources: list[SourceSettings] = Field(default_factory=list)

@@ -31,7 +31,8 @@ class IncidentIndex:
                 "stream": event["stream"], "team": event["team"], "level": event["level"],
                 "started_at": event["ts"], "acked_at": None, "acked_by": None,
                 "resolved_at": None, "summary": event["summary"], "runbook": event["runbook"],
-                "impact": event.get("impact"), "last_event_id": event["id"], "timeline": []}
+                "impact": event.get("impact"), "last_event_id": event["id"],
+                "anomaly_started_at": event.get("anomaly_started_at"), "timeline": []}
         inc["timeline"].append({"ts": event["ts"], "action": event["status"],
                                 "level": event["level"], "event_id": event["id"],
                                 "summary": event["summary"]})

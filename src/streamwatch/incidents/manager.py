@@ -38,6 +38,7 @@ class OpenIncident:
     last: Graded | None                      # None: restored, not graded since the restart
     history: list[str] = field(default_factory=list)
     last_event: AlertEvent | None = None     # the newest event it emitted
+    anomaly_started_at: float | None = None  # earliest signal `since` when it first fired
 
 
 def _num(v: float) -> float | None:
@@ -62,6 +63,8 @@ class IncidentManager:
         self._event_seq = max(self._event_seq, event_seq)
         self._incident_seq = max(self._incident_seq, incident_seq)
         for inc in incidents:
+            if inc.anomaly_started_at is None and inc.last_event is not None:
+                inc.anomaly_started_at = inc.last_event.anomaly_started_at
             self.open[(inc.stream, inc.key)] = inc
 
     def find(self, incident_id: str) -> OpenIncident | None:
@@ -103,6 +106,8 @@ class IncidentManager:
                 self._incident_seq += 1
                 inc = OpenIncident(f"inc-{self._incident_seq:08d}", stream, key,
                                    str(g.finding.type), int(g.level), str(g.team), ts, g)
+                if g.finding.signals:
+                    inc.anomaly_started_at = round(min(s.since for s in g.finding.signals), 3)
                 self.open[(stream, key)] = inc
                 events.append(self._event(inc, g, ts, "firing"))
             elif int(g.level) != inc.level:
@@ -134,7 +139,8 @@ class IncidentManager:
                                                            else "")),
             runbook=RUNBOOK.get(IncidentType(ftype)),
             impact=ImpactModel.model_construct(viewers=round(impact.viewers, 1),
-                               gmv_per_min=round(impact.gmv_per_min, 2)))
+                               gmv_per_min=round(impact.gmv_per_min, 2)),
+            anomaly_started_at=inc.anomaly_started_at)
         inc.last_event = ev
         return ev
 

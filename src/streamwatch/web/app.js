@@ -30,6 +30,7 @@
   const params = new URLSearchParams(location.search);
   const token = params.get("token");
   const POLL_MS = Math.max(500, 1000 * (Number(params.get("poll")) || 3));   // ?poll=SECONDS
+  const REVIEW_MS = 60000;                                  // the review 复盘 panel's refresh
   const state = {
     lastId: null, connLast: null, events: 0, ws: null, attempt: 0, connected: false, retryIn: 0,
     incidents: new Map(),      // incident id -> {id, type, stream, team, level, status, ...}
@@ -324,6 +325,29 @@
     renderStatus();
     setTimeout(poll, POLL_MS);   // the next poll after this one ended: never two at once
   }
+  /* ---- review 复盘: GET /v1/reports/review every minute ----------------------------------- */
+  async function pollReview() {
+    const secs = (v) => (typeof v !== "number" ? "—" : v < 120 ? `${Math.round(v)} s`
+      : v < 7200 ? `${(v / 60).toFixed(1)} min` : `${(v / 3600).toFixed(1)} h`);
+    const pair = (d) => `${secs(d.median)} / ${secs(d.p90)}`;
+    const tbody = $("review").tBodies[0];
+    try {
+      const headers = token ? { Authorization: `Bearer ${token}` } : {};
+      const r = await fetch("/v1/reports/review", { headers, cache: "no-store" });
+      if (!r.ok) throw new Error(`HTTP ${r.status}`);
+      const rep = await r.json();
+      const row = (x, team, level) => el("tr", null, el("td", null, team), el("td", null, level),
+        el("td", null, x.incidents), el("td", null, pair(x.time_to_detect_s)),
+        el("td", null, pair(x.time_to_ack_s)), el("td", null, pair(x.time_to_resolve_s)),
+        el("td", null, x.false_alarms));
+      tbody.replaceChildren(...rep.rows.map((x) => row(x, teamName(x.team), `L${x.level}`)),
+                            row(rep.total, "All", "all"));
+      $("review-note").textContent = "last 24 h · median / p90 · escalations not tracked yet";
+    } catch (err) {
+      $("review-note").textContent = `review unavailable: ${err.message || err}`;
+    }
+    setTimeout(pollReview, REVIEW_MS);
+  }
   function push(arr, v) {
     arr.push(typeof v === "number" && isFinite(v) ? v : null);
     if (arr.length > POINTS) arr.splice(0, arr.length - POINTS);
@@ -407,6 +431,7 @@
     renderStatus();
     connect();
     poll();
+    pollReview();
   }
 
   window.streamwatchPage = state;   // for a curious operator's console and the browser test
