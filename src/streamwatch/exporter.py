@@ -101,6 +101,10 @@ class ServiceCollector(Collector):
         yield _histogram("streamwatch_detector_latency_seconds",
                          "Time from a sample's acceptance to the alert event it caused.",
                          st.alert_latency)
+        yield CounterMetricFamily("streamwatch_silenced_events_total",
+                                  "Alert events that matched an active silence: recorded and "
+                                  "shown, not paged (webhooks skip them).",
+                                  value=st.silenced_events)
         yield GaugeMetricFamily("streamwatch_event_log_events",
                                 "Alert events held for feed resumes (since=).",
                                 value=len(s.log))

@@ -37,6 +37,7 @@ from streamwatch.config.load import Config
 from streamwatch.events import AlertEvent
 from streamwatch.incidents.index import IncidentIndex
 from streamwatch.incidents.manager import OpenIncident
+from streamwatch.incidents.silence import Silences
 from streamwatch.ingest.batch import Batch, Limits
 from streamwatch.notify.log import EventLog, LoggedEvent
 from streamwatch.pipeline import Pipeline
@@ -89,6 +90,7 @@ class ServiceStats:
     store_commits: int = 0                                          # transactions written
     store_errors: int = 0                                           # failed store writes
     store_dropped: int = 0                  # events never stored (store down too long)
+    silenced_events: int = 0                # events published flagged "silenced" (not paged)
 
 
 Subscriber = Callable[[list[LoggedEvent]], None]
@@ -124,6 +126,7 @@ class Service:
         self.max_queued = srv.queue_max_samples
         self.log = EventLog(config.service.feed.replay_buffer)
         self.incidents = IncidentIndex()
+        self.silences = Silences(clock)       # consulted on the wall clock as events go out
         self.stats = ServiceStats()
         self.queued = 0                       # samples waiting in the queue
         self._queue: asyncio.Queue[tuple[Batch, float] | None] = asyncio.Queue()
@@ -223,8 +226,18 @@ class Service:
         self._publish(events)
 
     def _publish(self, events: list[AlertEvent], *, force: bool = False) -> bool:
-        """Log, index, store (before anyone sees them), then fan out; True if stored."""
-        logged = self.log.append(events)
+        """Log, index, store (before anyone sees them), then fan out; True if stored.
+        An event matched by an active silence goes everywhere all the same, flagged
+        `"silenced": true` (paging outputs - webhooks - skip it)."""
+        extra: dict[str, dict[str, Any]] = {}
+        if self.silences:
+            now = self.clock()
+            for e in events:
+                if self.silences.silencing({"stream": e.stream, "metric": e.metric, "team": e.team,
+                                            "incident_type": e.incident_type}, now):
+                    extra[e.id] = {"silenced": True}
+        self.stats.silenced_events += len(extra)
+        logged = self.log.append(events, extra)
         for item in logged:
             self.incidents.apply(item.data)
             d = item.data
@@ -244,6 +257,7 @@ class Service:
             if self.store is None:
                 self.store = open_store(self.data_dir)
             self._restore(self.store)
+            self.silences.attach(self.store)
         except StoreError as exc:
             self.store_error = str(exc)
             if self.store is not None:
@@ -267,7 +281,8 @@ class Service:
                                              last_event=AlertEvent.model_validate(last)))
         self.pipeline.incidents.restore(reopened, counters.event_seq, counters.incident_seq)
         events = store.load_recent_events(self.log.capacity)
-        self.log.append([AlertEvent.model_validate(e) for e in events])
+        self.log.append([AlertEvent.model_validate(e) for e in events],
+                        {e["id"]: {"silenced": True} for e in events if e.get("silenced")})
         self.log.dropped += max(0, store.count_events() - len(events))
         log.info("state restored", extra={"store": store.path, "events": len(events),
                                           "incidents": len(records),

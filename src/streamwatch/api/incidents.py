@@ -39,7 +39,7 @@ from streamwatch.notify.log import Gap
 from streamwatch.service import ActionError
 
 __all__ = ["router", "Incident", "IncidentPage", "TimelineEntry", "AlertPage", "MAX_LIMIT",
-           "ActionBody", "MAX_NOTE"]
+           "ActionBody", "MAX_NOTE", "LoggedAlert"]
 
 router = APIRouter(prefix="/v1", tags=["incidents"])
 
@@ -90,8 +90,14 @@ class IncidentPage(BaseModel):
     next: str | None = Field(description="pass as `cursor` for the next (older) page")
 
 
+class LoggedAlert(AlertEvent):
+    """An alert event as the service published it: additive fields the service sets."""
+    silenced: bool = Field(default=False, description="matched an active silence: recorded, "
+                                                     "not paged (api/silences.py)")
+
+
 class AlertPage(BaseModel):
-    items: list[AlertEvent]
+    items: list[LoggedAlert]
     next: str | None = Field(description="pass as `since` to get what follows")
 
 
@@ -149,7 +155,7 @@ async def list_alerts(
         raise HTTPException(410, f"query parameter 'since': {gap}") from None
     picked = [e.data for e in held if _keep(e.data, team, min_level, stream)]
     chunk = picked[:limit] if since is not None else picked[-limit:]
-    items = [AlertEvent.model_validate(d) for d in chunk]
+    items = [LoggedAlert.model_validate(d) for d in chunk]
     if since is not None and len(picked) > limit:
         nxt = chunk[-1]["id"]                      # more to come: continue after this page
     else:

@@ -11,7 +11,7 @@ from streamwatch.config.durations import parse_duration
 
 __all__ = ["ServiceConfig", "IngestSettings", "GradingSettings", "ServerSettings",
            "FeedSettings", "SourceSettings", "StorageSettings", "AuthSettings", "TokenEntry",
-           "Role", "ROLES", "token_digest", "WebhookSettings"]
+           "Role", "ROLES", "token_digest", "WebhookSettings", "EscalationStep"]
 
 
 class _Section(BaseModel):
@@ -156,6 +156,20 @@ class WebhookSettings(_Section):
         return [h.strip().lower().strip("[]") for h in v if h.strip()]
 
 
+class EscalationStep(_Section):
+    """`[[escalation]]`: an incident of `team` still not acknowledged `after` its first alert
+    (wall clock) notifies `notify` - a webhook id, or "command" (every webhook subscribed to the
+    command team). A team's steps fire in order of `after` (incidents/escalate.py)."""
+    team: Literal["live_ops", "tech", "customer_service", "logistics", "command"]
+    after: float = Field(gt=0)
+    notify: str = Field(min_length=1, max_length=100)
+
+    @field_validator("after", mode="before")
+    @classmethod
+    def _dur(cls, v: object) -> float:
+        return parse_duration(v)
+
+
 class ServiceConfig(_Section):
     ingest: IngestSettings = IngestSettings()
     grading: GradingSettings = GradingSettings()
@@ -165,3 +179,4 @@ class ServiceConfig(_Section):
     auth: AuthSettings = AuthSettings()
     webhooks: WebhookSettings = WebhookSettings()
     sources: list[SourceSettings] = Field(default_factory=list)
+    escalation: list[EscalationStep] = Field(default_factory=list)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from bisect import bisect_right
 from collections import deque
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,10 +38,15 @@ class EventLog:
         self._ids: deque[str] = deque(maxlen=capacity)
         self.dropped = 0             # events pushed out of the buffer so far
 
-    def append(self, events: list[AlertEvent]) -> list[LoggedEvent]:
+    def append(self, events: list[AlertEvent],
+               extra: Mapping[str, Mapping[str, Any]] | None = None) -> list[LoggedEvent]:
+        """`extra`: additive fields by event id that the service adds on the way out (e.g.
+        `"silenced": true`), part of the event for every output from here on."""
         out = []
         for e in events:
             data = e.model_dump()
+            if extra and e.id in extra:
+                data.update(extra[e.id])
             item = LoggedEvent(e.id, data, orjson.dumps({"type": "alert", **data}))
             if len(self._items) == self.capacity:
                 self.dropped += 1

@@ -299,8 +299,8 @@ class WebhookDispatcher:
         for lane in self._lanes.values():
             hook = lane.hook
             for item in logged:
-                if not hook.matches(item.data):
-                    continue
+                if item.data.get("silenced") or not hook.matches(item.data):
+                    continue              # silenced (incidents/silence.py): recorded, not paged
                 d = Delivery(key=f"{hook.id}:{item.id}", webhook_id=hook.id, event=item.data,
                              body=self._body(hook, item.data))
                 if len(lane.queue) >= self.settings.max_pending:
@@ -314,7 +314,29 @@ class WebhookDispatcher:
         if new or dead:
             self._write(new, dead)
 
+    def send(self, target: str, payload: dict[str, Any]) -> int:
+        """Queue a notification that is not an alert event (an escalation, incidents/
+        escalate.py: `payload["id"]` makes the Idempotency-Key) to webhook `target`, or to every
+        webhook subscribed to the command team for "command"; how many were queued."""
+        if target == "command":
+            lanes = [ln for ln in self._lanes.values()
+                     if ln.hook.teams and "command" in ln.hook.teams]
+        else:
+            lanes = [ln for ln in (self._lanes.get(target),) if ln is not None]
+        new = []
+        for lane in lanes:
+            d = Delivery(key=f"{lane.hook.id}:{payload['id']}", webhook_id=lane.hook.id,
+                         event=payload, body=orjson.dumps(payload))
+            lane.queue.append(d)
+            new.append((d.key, lane.hook.id, d.event))
+            lane.wake.set()
+        if new:
+            self._write(new)
+        return len(new)
+
     def _body(self, hook: Webhook, event: dict[str, Any]) -> bytes:
+        if event.get("type") == "escalation":          # send(): the same body in every format
+            return orjson.dumps(event)
         if hook.format == "alertmanager":
             started = self._started_at(event["incident_id"]) if event["status"] == "resolved" \
                 else None

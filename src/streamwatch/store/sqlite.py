@@ -71,6 +71,15 @@ CREATE TABLE IF NOT EXISTS webhook_deliveries (
     dead INTEGER NOT NULL,          -- 0 pending, 1 dead letter
     doc BLOB NOT NULL               -- pending: the alert event; dead: the dead letter
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS silences (
+    id TEXT PRIMARY KEY,
+    ends_at REAL NOT NULL,          -- wall clock; expiring early rewrites it
+    doc BLOB NOT NULL               -- the silence (incidents/silence.py) as JSON
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS escalations (
+    incident_id TEXT PRIMARY KEY,
+    doc BLOB NOT NULL               -- when it was first alerted, the steps already notified
+) WITHOUT ROWID;
 """
 
 
@@ -291,6 +300,29 @@ class SqliteStore:
                           "ORDER BY json_extract(CAST(doc AS TEXT), '$.dead_at') DESC, key DESC "
                           "LIMIT ?", (limit,))
         return [(k, w, orjson.loads(d)) for k, w, d in reversed(rows)]
+
+    # -- silences (incidents/silence.py) -----------------------------------------------------
+    def save_silence(self, doc: dict[str, Any]) -> None:
+        with self._tx():
+            self._db.execute("INSERT OR REPLACE INTO silences (id, ends_at, doc) VALUES (?, ?, ?)",
+                             (doc["id"], float(doc["ends_at"]), orjson.dumps(doc)))
+
+    def load_silences(self) -> list[dict[str, Any]]:
+        return [orjson.loads(r[0]) for r in self._read("SELECT doc FROM silences ORDER BY id")]
+
+    # -- escalation timers (incidents/escalate.py) -------------------------------------------
+    def save_escalation(self, doc: dict[str, Any]) -> None:
+        with self._tx():
+            self._db.execute("INSERT OR REPLACE INTO escalations (incident_id, doc) VALUES (?, ?)",
+                             (doc["incident_id"], orjson.dumps(doc)))
+
+    def delete_escalation(self, incident_id: str) -> None:
+        with self._tx():
+            self._db.execute("DELETE FROM escalations WHERE incident_id = ?", (incident_id,))
+
+    def load_escalations(self) -> list[dict[str, Any]]:
+        return [orjson.loads(r[0]) for r in self._read(
+            "SELECT doc FROM escalations ORDER BY incident_id")]
 
     def close(self) -> None:
         try:
