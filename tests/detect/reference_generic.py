@@ -3,14 +3,15 @@
 Written from the algorithm in `streamwatch.detect.generic`'s docstring, not from its kernel:
 window means are summed directly from a deque (no running sums), the rank tail is summed bin by
 bin (no suffix sums) and everything is a Python float, so a bookkeeping slip in the vectorised
-numba kernel shows up as a disagreement with this file.
+numba kernel shows up as a disagreement with this file. The seasonal envelope is a dict of every
+2-hour slot seen (no ring, no cache) and is hulled afresh for every sample.
 """
 from __future__ import annotations
 
 import math
 from collections import deque
 
-from streamwatch.detect.generic import BPO, NB, QUIET, Z0, GenericParams
+from streamwatch.detect.generic import BPO, NB, QUIET, SLOT, Z0, GenericParams
 
 __all__ = ["ReferenceGeneric"]
 
@@ -22,7 +23,8 @@ def _bin(z: float) -> int:
 
 
 class ReferenceGeneric:
-    """One series; `update(x)` returns the score of x (scored before x is learned)."""
+    """One series; `update(x, t)` returns the score of x at epoch second t (scored before x is
+    learned)."""
 
     def __init__(self, params: GenericParams | None = None) -> None:
         p = params or GenericParams()
@@ -48,13 +50,32 @@ class ReferenceGeneric:
         self.quiet = 0
         self.quantum = math.inf
         self.last = v
+        self.slots: dict[int, list[float]] = {}     # slot -> [min, max] of its values
+        self.per_day = round(86400.0 / SLOT)
+        self.sdev = 0.0
+        self.scount = 0
         self.i = 1
 
-    def update(self, v: float) -> float:
+    def _learn_slot(self, h: int | None, v: float) -> None:
+        if h is not None and self.p.season_days > 0:
+            lo, hi = self.slots.get(h, [v, v])
+            self.slots[h] = [min(lo, v), max(hi, v)]
+
+    def _envelope(self, h: int) -> tuple[float, float] | None:
+        seen = [self.slots[h - self.per_day * d + o] for d in range(1, self.p.season_days + 1)
+                for o in range(-self.p.season_slots, self.p.season_slots + 1)
+                if h - self.per_day * d + o in self.slots]
+        if not seen:
+            return None
+        return min(lo for lo, _ in seen), max(hi for _, hi in seen)
+
+    def update(self, v: float, t: float = math.nan) -> float:
         if not math.isfinite(v):
             return 0.0
+        slot = math.floor(t / SLOT) if math.isfinite(t) else None
         if self.i == 0:
             self._start(v)
+            self._learn_slot(slot, v)
             return 0.0
         i = self.i
         floor = 1e-9 * abs(v) + 1e-300
@@ -93,6 +114,15 @@ class ReferenceGeneric:
             self.hist = [[c * 1e-200 for c in h] for h in self.hist]
             self.weight *= 1e-200
         sc = max(best - math.log10(len(self.scales)), 0.0)
+        env = self._envelope(slot) if (slot is not None and self.p.season_days > 0) else None
+        if env is not None:
+            lo, hi = env
+            excess = lo - v if v < lo else (v - hi if v > hi else 0.0)
+            if self.scount >= self.p.warmup:
+                sc = min(sc, math.log10(math.e) * excess / (self.sdev + floor))
+            self.scount += 1
+            self.sdev += max(self.a_long, 1.0 / self.scount) * (excess - self.sdev)
+        self._learn_slot(slot, v)
         self.recent.append((v, sc >= self.protect and i >= self.p.warmup))
         if 0.0 < abs(v - self.last) < self.quantum:
             self.quantum = abs(v - self.last)

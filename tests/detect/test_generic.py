@@ -16,11 +16,11 @@ T0 = 1767225600.0
 
 
 def run(x: np.ndarray, params: GenericParams | None = None, rows: np.ndarray | None = None,
-        n_rows: int = 1) -> np.ndarray:
+        n_rows: int = 1, ts: np.ndarray | None = None) -> np.ndarray:
     det = GenericDetector(params)
     det.resize(n_rows)
     r = np.zeros(len(x), np.int64) if rows is None else rows
-    ts = T0 + 300.0 * np.arange(len(x))
+    ts = T0 + 300.0 * np.arange(len(x)) if ts is None else ts
     return det.update_many(r, ts, np.asarray(x, float), np.full(len(x), 300.0)).score
 
 
@@ -91,8 +91,10 @@ def test_rows_are_independent_when_interleaved() -> None:
     r = np.random.default_rng(15).permutation(np.r_[np.zeros(len(a)), np.ones(len(b))])
     r = r.astype(np.int64)
     x = np.empty(len(r))
-    x[r == 0], x[r == 1] = a, b           # each row keeps its own order
-    both = run(x, rows=r, n_rows=2)
+    x[r == 0], x[r == 1] = a, b           # each row keeps its own order (and its own clock)
+    ts = np.empty(len(r))
+    ts[r == 0], ts[r == 1] = T0 + 300.0 * np.arange(len(a)), T0 + 300.0 * np.arange(len(b))
+    both = run(x, rows=r, n_rows=2, ts=ts)
     np.testing.assert_array_equal(both[r == 0], run(a))
     np.testing.assert_array_equal(both[r == 1], run(b))
 
@@ -167,15 +169,67 @@ def test_levels_follow_thresholds() -> None:
 def test_score_series_is_the_one_row_detector() -> None:
     x = SERIES["poisson_burst"]
     ts = T0 + 60.0 * np.arange(len(x))
-    np.testing.assert_array_equal(score_series(ts, x), run(x))
+    np.testing.assert_array_equal(score_series(ts, x), run(x, ts=ts))
+
+
+def daily(days: int, spike_at: float | None = None, seed: int = 19) -> tuple[np.ndarray, np.ndarray]:
+    """5-minute samples over `days` days: noise, a day/night level, and a nightly job's spike at
+    03:00 every day from the third on (plus one at `spike_at` hours if given, on the last day)."""
+    n = 288 * days
+    ts = T0 + 300.0 * np.arange(n)
+    hour = (ts % 86400.0) / 3600.0
+    x = noise(seed, n) + 5.0 * (np.abs(hour - 14.0) < 6.0)
+    x[(np.abs(hour - 3.0) < 0.01) & (ts >= T0 + 2 * 86400.0)] = 25.0     # the job: always 25
+    if spike_at is not None:
+        x[n - 288 + int(spike_at * 12)] += 25.0
+    return ts, x
+
+
+def test_a_spike_every_day_at_the_same_hour_stops_being_news() -> None:
+    ts, x = daily(12, spike_at=9.0)
+    s = score_series(ts, x)
+    at3 = np.nonzero(np.abs((ts % 86400.0) / 3600.0 - 3.0) < 0.01)[0][2:]
+    assert s[at3[0]] > 0.99                       # the first nightly spike: a novelty
+    assert s[at3[-5:]].max() < 0.9                # the same spike a week later: routine
+    assert s[len(x) - 288 + 108] > 0.99           # the same spike at 09:00 instead: news
+    off = score_series(ts, x, GenericParams(season_days=0))
+    assert off[at3[-5:]].min() > 0.99             # without the envelope, a rare sample each day
+
+
+def test_no_wall_clock_means_no_seasonal_opinion() -> None:
+    ts, x = daily(4)
+    nan_ts = np.full(len(x), np.nan)
+    np.testing.assert_array_equal(score_series(nan_ts, x),
+                                  score_series(ts, x, GenericParams(season_days=0)))
+
+
+def test_a_gap_in_time_empties_the_envelope() -> None:
+    ts, x = daily(6)
+    late = np.r_[ts[:864], ts[864:] + 30 * 86400.0]   # 30 days of silence after day 3
+    at3 = np.nonzero(np.abs((ts % 86400.0) / 3600.0 - 3.0) < 0.01)[0]    # spikes from day 2
+    assert score_series(ts, x)[at3[3]] < 0.9      # day 3: yesterday had the same spike
+    s = score_series(late, x)
+    assert s[at3[3]] > 0.99                       # ... a month later, yesterday is unknown
+    assert s[at3[4]] < 0.9                        # and the next day it is routine again
 
 
 @pytest.mark.parametrize("name", sorted(SERIES))
 def test_kernel_matches_slow_reference(name: str) -> None:
     x = SERIES[name]
+    ts = T0 + 300.0 * np.arange(len(x))
     ref = ReferenceGeneric()
-    expected = np.array([ref.update(v) for v in x])
+    expected = np.array([ref.update(v, t) for v, t in zip(x, ts)])
     np.testing.assert_allclose(run(x), expected, rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("season", [(14, 2), (2, 0), (1, 5)])
+def test_kernel_matches_reference_on_a_daily_series_with_gaps(season: tuple[int, int]) -> None:
+    ts, x = daily(9, spike_at=20.0)
+    ts = np.where(np.arange(len(ts)) > 1500, ts + 2 * 86400.0 + 777.0, ts)   # a 2-day hole
+    p = GenericParams(season_days=season[0], season_slots=season[1])
+    ref = ReferenceGeneric(p)
+    expected = np.array([ref.update(v, t) for v, t in zip(x, ts)])
+    np.testing.assert_allclose(score_series(ts, x, p), expected, rtol=1e-9, atol=1e-12)
 
 
 def test_kernel_matches_reference_on_many_rows_with_other_params() -> None:
@@ -186,7 +240,8 @@ def test_kernel_matches_reference_on_many_rows_with_other_params() -> None:
     rows = rng.integers(0, n_rows, n).astype(np.int64)
     x = np.where(rng.random(n) < 0.01, 15.0, 0.0) + rng.normal(size=n) * (1 + rows)
     got = run(x, p, rows=rows, n_rows=n_rows)
+    ts = T0 + 300.0 * np.arange(n)
     for r in range(n_rows):
         ref = ReferenceGeneric(p)
-        expected = np.array([ref.update(v) for v in x[rows == r]])
+        expected = np.array([ref.update(v, t) for v, t in zip(x[rows == r], ts[rows == r])])
         np.testing.assert_allclose(got[rows == r], expected, rtol=1e-9, atol=1e-12)
