@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test bench bench-quality bench-throughput bench-service check clean
+.PHONY: demo test bench bench-quality bench-throughput bench-service bench-fuzz bench-faults check clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -32,7 +32,13 @@ bench-throughput: $(STAMP)
 bench-service: $(STAMP)
 	$(BIN)/python benchmarks/service.py
 
-bench: bench-quality bench-throughput bench-service
+bench-fuzz: $(STAMP)
+	$(BIN)/python benchmarks/fuzz.py
+
+bench-faults: $(STAMP)
+	$(BIN)/python benchmarks/faults.py
+
+bench: bench-quality bench-throughput bench-service bench-fuzz bench-faults
 
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache

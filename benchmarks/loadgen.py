@@ -17,9 +17,10 @@ Why it is built this way (benchmarks/README.md has the whole design):
 - Probes: a fresh stream `svc:probe-TAG-K` with `error_ratio` 0.5 at ts − 11 s and ts completes
   the `errors_high` rule (≥ 0.2 for 10 s of event time); the wall time its POST was written is
   kept (rewritten on a 429 retry). `watch` notes when each client first saw the probe's alert.
-- `watch` prints `ready N FAILED` once every client has its snapshot (or failed), `probe STREAM`
-  once every connected client has that probe; both commands stop by themselves (deadline, batch
-  count, SIGTERM) and print one JSON object as their last line.
+- `watch` prints `ready N FAILED` once every client has its snapshot (or failed), `seen STREAM
+  FIRST LAST` (wall times the first and the last client got it) and `probe STREAM` once every
+  connected client has that probe; both commands stop by themselves (deadline, batch count,
+  SIGTERM) and print one JSON object as their last line.
 """
 from __future__ import annotations
 
@@ -361,7 +362,10 @@ async def watch(a: argparse.Namespace) -> dict[str, Any]:
             ts_of.setdefault(s, d.get("ts"))
             if len(got) >= len(connected) and s not in complete:
                 complete.add(s)
-                print(f"probe {s}", flush=True)
+                # receive times (first and last client) for live readers (soak.py), then the
+                # completion line service.py waits for
+                print(f"seen {s} {min(got.values()):.6f} {max(got.values()):.6f}\nprobe {s}",
+                      flush=True)
 
     async def client(i: int) -> None:
         try:

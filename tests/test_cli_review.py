@@ -67,7 +67,7 @@ def test_table_is_readable(stored: tuple[Path, dict[str, Any]]) -> None:
     data, rep = stored
     p = sw("review", "--data-dir", data, *WINDOW)
     assert p.returncode == 0, p.stderr
-    assert "Response-speed review" in p.stdout and "escalations: not tracked" in p.stdout
+    assert "Response-speed review" in p.stdout and "escalations: steps notified" in p.stdout
     for row in rep["rows"]:
         assert f"L{row['level']}" in p.stdout and row["team"] in p.stdout
     assert "ALL" in p.stdout

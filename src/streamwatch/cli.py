@@ -197,8 +197,9 @@ def review(data_dir: Annotated[Optional[Path], typer.Option(
         table.add_row(*row, end_section=row[1] == "all")
     console = Console()
     console.print(table)
-    console.print("escalations: not tracked yet (always 0); false alarms: notes tagged "
-                  "#false-alarm / #误报; level: the most severe reached.")
+    console.print("escalations: steps notified (escalated = incidents with one or more); "
+                  "false alarms: marked false_alarm=true or notes tagged #false-alarm / #误报; "
+                  "level: the most severe reached.")
 
 
 def main() -> None:

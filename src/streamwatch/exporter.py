@@ -47,6 +47,7 @@ class ServiceCollector(Collector):
         yield from self._alerts()
         yield from self._sources()
         yield from self._state()
+        yield from self._store()
         yield from self._auth()
         yield from self._webhooks()
 
@@ -147,6 +148,41 @@ class ServiceCollector(Collector):
                                 "(stream, metric) series the pipeline tracks.",
                                 value=len(table.rows))
 
+    def _store(self) -> Iterator[Metric]:
+        s, st = self.service, self.service.stats
+        yield GaugeMetricFamily("streamwatch_store_up",
+                                "1 while alert events, incidents and actions are being stored; 0 "
+                                "while writes fail (kept in memory and retried) or the store "
+                                "could not be opened.",
+                                value=1.0 if s.store is not None and s.store_error is None
+                                else 0.0)
+        yield CounterMetricFamily("streamwatch_store_errors_total",
+                                  "Failed writes to the store (locked, full, corrupt...).",
+                                  value=st.store_errors)
+        yield GaugeMetricFamily("streamwatch_store_pending",
+                                "Alert events and operator actions waiting to be stored.",
+                                value=s.store_pending)
+        yield CounterMetricFamily("streamwatch_store_dropped_events_total",
+                                  "Alert events never stored: the store stayed down past the "
+                                  "in-memory bound.", value=st.store_dropped)
+        c = s.checkpointer                    # None: memory only (no data dir): all 0
+        yield GaugeMetricFamily("streamwatch_journal_up",
+                                "1 while accepted samples are journaled before the push is "
+                                "answered; 0 while the journal cannot be written (pushes 503) "
+                                "or there is none (no data dir: memory only).",
+                                value=1.0 if c is not None and c.healthy else 0.0)
+        yield CounterMetricFamily("streamwatch_journal_samples_total",
+                                  "Samples written to the journal.",
+                                  value=c.logged_samples if c else 0)
+        yield CounterMetricFamily("streamwatch_journal_checkpoints_total",
+                                  "Checkpoints of the detectors' state written.",
+                                  value=c.checkpoints if c else 0)
+        yield CounterMetricFamily("streamwatch_journal_errors_total",
+                                  "Failed journal or checkpoint writes.",
+                                  value=c.write_errors if c else 0)
+        yield CounterMetricFamily("streamwatch_journal_replayed_samples_total",
+                                  "Samples replayed from the journal at start (after a crash).",
+                                  value=c.replayed_samples if c else 0)
 
     def _auth(self) -> Iterator[Metric]:
         auth = getattr(self.app.state, "auth", None) if self.app is not None else None
@@ -178,6 +214,29 @@ class ServiceCollector(Collector):
         yield GaugeMetricFamily("streamwatch_webhook_pending",
                                 "Webhook deliveries queued or being retried.",
                                 value=hooks.pending if hooks is not None else 0)
+        yield from self._routing()
+
+    def _routing(self) -> Iterator[Metric]:
+        state = self.app.state if self.app is not None else None
+        router = getattr(state, "router", None)
+        fam = CounterMetricFamily("streamwatch_notifications_total",
+                                  "Notifications the routing tree sent, by receiver and kind "
+                                  "(first, regraded, resolved, repeat).",
+                                  labels=["receiver", "kind"])
+        for (receiver, kind), n in sorted(getattr(router, "stats", {}).items()):
+            fam.add_metric([receiver, kind], n)
+        yield fam
+        yield CounterMetricFamily("streamwatch_notifications_folded_total",
+                                  "Alert events not sent again: same incident, same level "
+                                  "(grouping).", value=getattr(router, "folded", 0))
+        esc = getattr(state, "escalator", None)
+        fam = CounterMetricFamily("streamwatch_escalations_total",
+                                  "Escalation steps notified (incident not acknowledged in "
+                                  "time; level1 = the command center at once), by team, level "
+                                  "and step.", labels=["team", "level", "step"])
+        for (team, level, step), n in sorted(getattr(esc, "steps", {}).items()):
+            fam.add_metric([team, str(level), step], n)
+        yield fam
 
 
 def _counter_by(name: str, doc: str, label: str, counts: Any) -> CounterMetricFamily:

@@ -41,7 +41,9 @@ from streamwatch.incidents.silence import Silences
 from streamwatch.ingest.batch import Batch, Limits
 from streamwatch.notify.log import EventLog, LoggedEvent
 from streamwatch.pipeline import Pipeline
+from streamwatch.checkpoint import Checkpointer
 from streamwatch.store import Counters, IncidentRecord, Store, StoreError, open_store
+from streamwatch.store.journal import Close, Recovery
 
 __all__ = ["Service", "ServiceStats", "LATENCY_BUCKETS", "ActionError", "ACTIONS"]
 
@@ -96,6 +98,16 @@ class ServiceStats:
 Subscriber = Callable[[list[LoggedEvent]], None]
 
 
+@dataclass(slots=True)
+class _Item:
+    """One queue entry: a batch of samples, or a manual resolve to apply in its place."""
+    batch: Batch | None
+    accepted_at: float
+    done: asyncio.Future[Any] | None = None     # the pusher waits: True once durable
+    close: tuple[str, str] | None = None        # (incident id, by)
+    entry: dict[str, Any] | None = None         # its timeline entry
+
+
 def _warm_up(config: Config) -> None:
     """Load (or compile) every numba kernel on a throwaway pipeline before reporting ready, so
     the first real request does not wait for it."""
@@ -122,14 +134,14 @@ class Service:
         self.parser = self.pipeline.parser
         ing, srv = config.service.ingest, config.service.server
         self.limits = Limits(max_labels=ing.max_labels, max_label_len=ing.max_label_len,
-                             future_skew_s=ing.future_skew)
+                             future_skew_s=ing.future_skew, max_streams=ing.max_streams)
         self.max_queued = srv.queue_max_samples
         self.log = EventLog(config.service.feed.replay_buffer)
         self.incidents = IncidentIndex()
         self.silences = Silences(clock)       # consulted on the wall clock as events go out
         self.stats = ServiceStats()
         self.queued = 0                       # samples waiting in the queue
-        self._queue: asyncio.Queue[tuple[Batch, float] | None] = asyncio.Queue()
+        self._queue: asyncio.Queue[_Item | None] = asyncio.Queue()
         self._subscribers: list[Subscriber] = []
         self._consumer: asyncio.Task[None] | None = None
         self._tasks: list[asyncio.Task[None]] = []
@@ -143,14 +155,37 @@ class Service:
         self._dirty: set[str] = set()         # incident ids whose record is not stored yet
         self._retry_at = 0.0
         self._backoff = 0.0
+        self.checkpointer: Checkpointer | None = None   # the sample journal (file store only)
+        self._recovered: list[AlertEvent] = []   # replayed after a crash, not yet published
+        self._opened = False
 
     # -- lifecycle --------------------------------------------------------------------------
+    def open(self) -> None:
+        """Open the store and the journal and rebuild the state they hold (idempotent); the
+        app attaches the store's other users (webhooks, escalation) between this and `start`,
+        so they see the events a crash recovery regenerates."""
+        if self._opened:
+            return
+        self._opened = True
+        rec = self._open_journal()
+        self._open_store(restore_manager=rec is None or rec.state is None)
+        if rec is not None and rec.state is not None:
+            self._replay_journal(rec)
+
     async def start(self) -> None:
-        self._open_store()
+        self.open()
+        if self._recovered:
+            events, self._recovered = self._recovered, []
+            self._publish(events, force=True)
+        if self.checkpointer is not None:      # a fresh log on a state that covers all of it
+            await self.checkpointer.checkpoint(self.pipeline)
         await asyncio.to_thread(_warm_up, self.config)
         self._consumer = asyncio.create_task(self._consume(), name="streamwatch-consumer")
         if self.store is not None:
             self.spawn(self._retry_writes(), "streamwatch-store-retry")
+        if self.checkpointer is not None:
+            self.spawn(self._tick(min(1.0, self.checkpointer.interval / 2)),
+                       "streamwatch-checkpoint-tick")
         self.ready = True
         log.info("service started", extra={"rules": len(self.config.rules)})
 
@@ -171,44 +206,94 @@ class Service:
             await self._consumer
         if self.store is not None:
             self._flush(force=True)
+            if self.checkpointer is not None and not self.store_pending:
+                self.checkpointer.checkpoint_now(self.pipeline)
             self.store.close()
+        if self.checkpointer is not None:
+            self.checkpointer.close()
+        self._opened = False                  # a later start() opens (and restores) anew
         log.info("service stopped", extra={"samples": self.stats.samples_accepted})
 
     # -- input ------------------------------------------------------------------------------
-    def submit(self, batch: Batch, accepted_at: float | None = None) -> bool:
-        """Queue a batch whole, or refuse it whole when the queue is full (back-pressure)."""
+    def submit(self, batch: Batch, accepted_at: float | None = None,
+               done: asyncio.Future[bool] | None = None) -> bool:
+        """Queue a batch whole, or refuse it whole when the queue is full (back-pressure).
+        `done` (optional) gets True once the batch is in the journal (or there is none: memory
+        only), False when it could not be logged (it is detected all the same)."""
         n = len(batch)
         if n == 0:
+            if done is not None:
+                done.set_result(True)
             return True
         if self.queued + n > self.max_queued:
             self.stats.submits_refused += 1       # the caller decides what it means (429, retry)
             return False
         self.queued += n
         self.stats.samples_accepted += n
-        self._queue.put_nowait((batch, time.perf_counter() if accepted_at is None
-                                else accepted_at))
+        self._queue.put_nowait(_Item(batch, time.perf_counter() if accepted_at is None
+                                     else accepted_at, done))
         return True
+
+    async def submit_durable(self, batch: Batch) -> bool | None:
+        """`submit`, then wait until the batch is journaled: None = refused (queue full),
+        False = queued and detected but not durable (journal failing), True = durable."""
+        if self.checkpointer is None:          # memory only: accepted means queued
+            return True if self.submit(batch) else None
+        done: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        if not self.submit(batch, done=done):
+            return None
+        return await done
+
+    async def drain(self) -> None:
+        """Wait until everything queued so far has been processed (tests, benchmarks)."""
+        done: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._queue.put_nowait(_Item(Batch.empty(), time.perf_counter(), done))
+        await done
 
     # -- processing -------------------------------------------------------------------------
     async def _consume(self) -> None:
         while True:
             item = await self._queue.get()
             items = [item]
-            total = len(item[0]) if item else 0
+            total = len(item.batch) if item and item.batch else 0
             while item is not None and total < _COALESCE_MAX and not self._queue.empty():
                 item = self._queue.get_nowait()
                 items.append(item)
-                total += len(item[0]) if item else 0
-            stop = items[-1] is None
-            work = [it for it in items if it is not None]
-            if work:
-                self._process(work)
-            if stop:
+                total += len(item.batch) if item and item.batch else 0
+            run: list[_Item] = []
+            for it in items:
+                if it is not None and it.close is None:
+                    run.append(it)
+                    continue
+                if run:
+                    await self._log_and_process(run)
+                    run = []
+                if it is not None:
+                    await self._apply_close(it)
+            if run:
+                await self._log_and_process(run)
+            c = self.checkpointer
+            if c is not None and c.due(self.store is not None and not self.store_pending):
+                await c.checkpoint(self.pipeline)
+            if items[-1] is None:
                 return
             await asyncio.sleep(0)            # let the loop serve requests between batches
 
-    def _process(self, work: list[tuple[Batch, float]]) -> None:
-        batch = Batch.concat([b for b, _ in work]) if len(work) > 1 else work[0][0]
+    async def _log_and_process(self, run: list[_Item]) -> None:
+        """Journal the run (its pushers are answered now), then detect."""
+        batches = [it.batch for it in run if it.batch is not None and len(it.batch)]
+        durable = True
+        if self.checkpointer is not None and batches:
+            durable = await self.checkpointer.log(batches)
+        for it in run:
+            if it.done is not None and not it.done.done():
+                it.done.set_result(durable)
+        if batches:
+            self._process(run)
+
+    def _process(self, work: list[_Item]) -> None:
+        batches = [it.batch for it in work if it.batch is not None and len(it.batch)]
+        batch = Batch.concat(batches) if len(batches) > 1 else batches[0]
         try:
             events = self.pipeline.process(batch)
         except Exception:                      # never lose the consumer to one bad batch
@@ -217,11 +302,11 @@ class Service:
         done = time.perf_counter()
         self.queued -= len(batch)
         self.stats.batches += 1
-        for _, accepted in work:
-            self.stats.batch_latency.observe(done - accepted)
+        for it in work:
+            self.stats.batch_latency.observe(done - it.accepted_at)
         if not events:
             return
-        oldest = min(acc for _, acc in work)
+        oldest = min(it.accepted_at for it in work)
         self.stats.alert_latency.observe(done - oldest, len(events))
         self._publish(events)
 
@@ -252,11 +337,47 @@ class Service:
         return stored
 
     # -- durability -------------------------------------------------------------------------
-    def _open_store(self) -> None:
+    def _open_journal(self) -> Recovery | None:
+        """The journal under the data dir (none for an in-memory service) and what it holds."""
+        st = self.config.service.storage
+        if self.data_dir is None or not st.journal:
+            return None
+        try:
+            self.checkpointer = Checkpointer(self.data_dir, self.config,
+                                             interval=st.checkpoint_interval)
+            return self.checkpointer.recover()
+        except (StoreError, OSError) as exc:
+            self.checkpointer = None
+            log.error("journal unavailable: pushes are acknowledged when queued, not stored",
+                      extra={"error": str(exc)})
+            return None
+
+    def _replay_journal(self, rec: Recovery) -> None:
+        """Resume from the checkpoint and replay what was logged after it. Events the store
+        already has (ids up to its counter) were published before the crash: not again."""
+        self.pipeline = rec.state
+        self.parser = self.pipeline.parser
+        stored = self.store.counters().event_seq if self.store is not None else 0
+        samples = 0
+        for _, entry in rec.entries:
+            if isinstance(entry, Close):
+                ev = self.pipeline.incidents.close(entry.incident_id, entry.ts, entry.by)
+                events = [ev] if ev is not None else []
+            else:
+                samples += len(entry)
+                events = self.pipeline.process(entry)
+            self._recovered += [e for e in events if int(e.id) > stored]
+        if self.checkpointer is not None:
+            self.checkpointer.replayed_samples = samples
+        log.info("journal replayed", extra={"entries": len(rec.entries), "samples": samples,
+                                            "new_events": len(self._recovered),
+                                            "torn_bytes": rec.torn_bytes})
+
+    def _open_store(self, restore_manager: bool = True) -> None:
         try:
             if self.store is None:
                 self.store = open_store(self.data_dir)
-            self._restore(self.store)
+            self._restore(self.store, restore_manager)
             self.silences.attach(self.store)
         except StoreError as exc:
             self.store_error = str(exc)
@@ -267,7 +388,9 @@ class Service:
                       "the alert feed's resume position will not survive a restart)",
                       extra={"error": str(exc)})
 
-    def _restore(self, store: Store) -> None:
+    def _restore(self, store: Store, restore_manager: bool = True) -> None:
+        """Rebuild the event log and incident index from the store; and the incident manager's
+        open incidents, unless a journal checkpoint holds the manager (it is then exact)."""
         counters = store.counters()
         records = store.load_recent_incidents(self.incidents.keep_resolved)
         self.incidents.restore([r.doc for r in records])
@@ -279,7 +402,9 @@ class Service:
                 reopened.append(OpenIncident(r.id, r.stream, r.key, d["type"], int(d["level"]),
                                              d["team"], float(d["started_at"]), None,
                                              last_event=AlertEvent.model_validate(last)))
-        self.pipeline.incidents.restore(reopened, counters.event_seq, counters.incident_seq)
+        if restore_manager:
+            self.pipeline.incidents.restore(reopened, counters.event_seq,
+                                            counters.incident_seq)
         events = store.load_recent_events(self.log.capacity)
         self.log.append([AlertEvent.model_validate(e) for e in events],
                         {e["id"]: {"silenced": True} for e in events if e.get("silenced")})
@@ -348,6 +473,14 @@ class Service:
         return IncidentRecord(incident_id, doc["status"], doc["stream"],
                               inc.key if inc is not None else None, doc, state)
 
+    async def _tick(self, every: float) -> None:
+        """Wake an idle consumer now and then so a due checkpoint is taken without new input
+        (the consumer is the journal's only writer: it checkpoints between runs)."""
+        while True:
+            await asyncio.sleep(every)
+            if self._queue.empty():
+                self._queue.put_nowait(_Item(Batch.empty(), time.perf_counter()))
+
     async def _retry_writes(self) -> None:
         """Flush what a failed write left behind even when no new events come."""
         while True:
@@ -356,12 +489,13 @@ class Service:
                 self._flush()
 
     # -- operator actions -------------------------------------------------------------------
-    def act(self, incident_id: str, action: str, by: str, note: str | None = None
-            ) -> dict[str, Any]:
+    async def act(self, incident_id: str, action: str, by: str, note: str | None = None,
+                  *, false_alarm: bool | None = None) -> dict[str, Any]:
         """Ack, resolve (manually) or annotate an incident, stored before returning; the
         incident as it is now. ActionError: 404 unknown id, 409 resolving a resolved incident,
         503 the action could not be stored. Acking a resolved incident is recorded (a late ack
-        is still a response the review should see)."""
+        is still a response the review should see). A resolve is applied by the consumer in
+        its place among the queued batches (and journaled there): it changes detection state."""
         if action not in ACTIONS:
             raise ValueError(f"unknown action {action!r}")
         doc = self.incidents.get(incident_id)
@@ -377,6 +511,8 @@ class Service:
         entry: dict[str, Any] = {"ts": round(self.clock(), 3), "action": action, "by": by}
         if note is not None:
             entry["note"] = note
+        if false_alarm is not None:
+            entry["false_alarm"] = false_alarm
         new = self.incidents.preview(incident_id, entry)
         assert new is not None
         if action != "resolve":
@@ -393,19 +529,55 @@ class Service:
                 raise ActionError(503, f"{action} not recorded: {exc}; try again") from None
             self.incidents.put(new)
             return new
-        self.incidents.put(new)
-        self._pending_actions.append((incident_id, entry))
-        self._dirty.add(incident_id)
-        event = self.pipeline.incidents.close(incident_id, self._event_time(new), by)
-        if event is not None:
-            stored = self._publish([event], force=True)
-        else:                          # not open in the manager: close the record alone
-            self.incidents.put({**new, "status": "resolved", "resolved_at": entry["ts"]})
-            stored = self._flush(force=True)
+        done: asyncio.Future[bool | None] = asyncio.get_running_loop().create_future()
+        self._queue.put_nowait(_Item(None, time.perf_counter(), done, (incident_id, by),
+                                     entry))
+        stored = await done
+        if stored is None:
+            now = self.incidents.get(incident_id) or {}
+            raise ActionError(409, f"incident {incident_id} was resolved meanwhile (at "
+                                   f"{now.get('resolved_at')})")
         if not stored:
             raise ActionError(503, f"resolved, but not stored durably yet ({self.store_error});"
                                    " it will be retried")
         return self.incidents.get(incident_id) or new
+
+    async def _apply_close(self, it: _Item) -> None:
+        """A manual resolve, at its place in the queue: journal, close, publish, store."""
+        assert it.close is not None and it.done is not None and it.entry is not None
+        incident_id, by = it.close
+        doc = self.incidents.get(incident_id)
+        if doc is None or doc["status"] == "resolved":
+            it.done.set_result(None)
+            return
+        new = self.incidents.preview(incident_id, it.entry)
+        assert new is not None
+        ts = self._event_time(new)
+        if self.checkpointer is not None and self.pipeline.incidents.find(incident_id):
+            await self.checkpointer.log_close(incident_id, ts, by)   # failing: detect anyway
+        self.incidents.put(new)
+        self._pending_actions.append((incident_id, it.entry))
+        self._dirty.add(incident_id)
+        event = self.pipeline.incidents.close(incident_id, ts, by)
+        if event is not None:
+            stored = self._publish([event], force=True)
+        else:                          # not open in the manager: close the record alone
+            self.incidents.put({**new, "status": "resolved", "resolved_at": it.entry["ts"]})
+            stored = self._flush(force=True)
+        it.done.set_result(stored)
+
+    def annotate(self, incident_id: str, entry: dict[str, Any]) -> None:
+        """A timeline entry made by streamwatch itself (an escalation): indexed now, stored
+        with the next write when the store fails now (never refused: nobody is waiting)."""
+        new = self.incidents.preview(incident_id, entry)
+        if new is None:
+            return
+        self.incidents.put(new)
+        if self.store is None:
+            return
+        self._pending_actions.append((incident_id, entry))
+        self._dirty.add(incident_id)
+        self._flush()
 
     def _event_time(self, incident: dict[str, Any]) -> float:
         """Event time for a manual resolve: the newest sample seen for the stream (alert `ts`

@@ -60,7 +60,7 @@ def test_review_after_ack_and_false_alarm(srv: LiveServer) -> None:
     total = rep["total"]
     assert (total["incidents"], total["open"], total["acked"], total["resolved"]) == (2, 0, 1, 1)
     assert total["false_alarms"] == 1 and total["escalations"] == 0
-    assert rep["escalations_tracked"] is False
+    assert rep["escalations_tracked"] is True
     assert total["time_to_ack_s"] == {"n": 1, "median": round(NOW - a["started_at"], 3),
                                       "p90": round(NOW - a["started_at"], 3)}
     rb = b["resolved_at"] - b["started_at"]

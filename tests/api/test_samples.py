@@ -261,3 +261,74 @@ def test_openapi_documents_the_push(srv: LiveServer) -> None:
     assert {"200", "400", "413", "429"} <= set(op["responses"])
     report = spec["components"]["schemas"]["IngestReport"]
     assert {"accepted", "rejected", "errors"} <= set(report["required"])
+
+
+# -- regressions found by tests/api/test_fuzz.py: each of these bodies was a 500 --------------
+def _errors(r: httpx.Response) -> list[tuple[object, object, object]]:
+    return [(e.get("line", e.get("index")), e["field"], e["reason"]) for e in r.json()["errors"]]
+
+
+@pytest.mark.parametrize("field", ["value", "ts"])
+def test_a_number_too_long_to_convert_is_rejected_alone(srv: LiveServer, field: str) -> None:
+    """5000 digits: Python refuses to convert more than 4300 (ValueError escaped the parser)."""
+    huge = '{"stream":"room-big","metric":"viewers","ts":%s,"value":%s}' % (
+        ("9" * 5000, "1") if field == "ts" else (T, "9" * 5000))
+    good = orjson.dumps(line(stream="room-big-ok")).decode()
+    r = push(srv, f"{good}\n{huge}\n".encode())
+    assert r.status_code == 200, r.text
+    assert r.json()["accepted"] == 1 and _errors(r) == [(2, field, "non_finite")]
+    r = push(srv, f"[{good}, {huge}]".encode())
+    assert r.status_code == 200, r.text
+    assert r.json()["accepted"] == 1 and _errors(r) == [(1, field, "non_finite")]
+
+
+def test_nesting_too_deep_to_read_refuses_the_body_naming_the_line(srv: LiveServer) -> None:
+    """Past the recursion limit (RecursionError escaped msgspec and the stdlib json)."""
+    deep = "[" * 100_000 + "]" * 100_000
+    good = orjson.dumps(line(stream="room-deep")).decode()
+    for body, where in ((f'{good}\n{{"labels": {deep}}}\n', 2), (f"[{good}, {deep}]", 1),
+                        (f"{good}\n{deep}\n", 2)):
+        r = push(srv, body.encode())
+        assert r.status_code == 400, r.text
+        assert r.json()["line"] == where and "nested too deeply" in r.json()["detail"]
+
+
+def test_bytes_that_are_not_utf8_inside_a_string_refuse_the_body(srv: LiveServer) -> None:
+    """msgspec raised UnicodeDecodeError (not one of its own errors) for these; a label on a
+    line the fast scanner took was only decoded later, when a slow line was merged in."""
+    good = orjson.dumps(line(stream="room-utf8"))
+    bad_name = b'{"stream":"\xff\xfe","metric":"viewers","ts":%s,"value":1}' % T.encode()
+    bad_label = good[:-1] + b',"labels":{"cdn":"\xc3"}}'
+    nan = b'{"stream":"room-utf8","metric":"fps","ts":%s,"value":NaN}' % T.encode()
+    for body, where in ((good + b"\n" + bad_name + b"\n" + good, 2),
+                        (bad_label + b"\n" + nan, 1), (b"[" + good + b"," + bad_name + b"]", 1)):
+        r = push(srv, body)
+        assert r.status_code == 400, r.text
+        assert r.json()["line"] == where and "not UTF-8" in r.json()["detail"]
+    assert stream_view(srv, "room-utf8") is None          # nothing of a refused body is kept
+
+
+def test_lone_surrogate_escapes_are_rejected_alone_and_good_neighbours_kept(
+        srv: LiveServer) -> None:
+    """`"\\ud800"` is valid JSON but no text: interning its UTF-8 bytes raised (a 500 for NDJSON;
+    for a JSON array the consumer dropped the whole batch, good samples included)."""
+    rows: list[dict[str, object] | str] = [
+        line(stream="room-sur"),
+        '{"stream":"room-\\ud800","metric":"viewers","ts":%s,"value":1}' % T,
+        '{"stream":"room-sur","metric":"\\udc00x","ts":%s,"value":1}' % T,
+        '{"stream":"room-sur","metric":"fps","ts":%s,"value":1,"labels":{"k":"\\udfff"}}' % T,
+        '{"stream":"room-sur-\\ud83d\\ude00","metric":"viewers","ts":%s,"value":1}' % T,  # a pair
+    ]
+    expected = [("stream", "wrong_type"), ("metric", "wrong_type"), ("labels", "wrong_type")]
+    r = push(srv, ndjson(rows))
+    assert r.status_code == 200, r.text
+    assert r.json()["accepted"] == 2 and _errors(r) == [(i + 2, *e) for i, e in
+                                                        enumerate(expected)]
+    array = "[" + ",".join(x if isinstance(x, str) else orjson.dumps(x).decode()
+                           for x in rows) + "]"
+    r = push(srv, array.replace("room-sur", "room-sur-a").encode())
+    assert r.status_code == 200, r.text
+    assert r.json()["accepted"] == 2 and _errors(r) == [(i + 1, *e) for i, e in
+                                                        enumerate(expected)]
+    for stream in ("room-sur", "room-sur-\U0001f600", "room-sur-a", "room-sur-a-\U0001f600"):
+        wait_until(lambda s=stream: processed(srv, s, {"viewers"}), what=stream)

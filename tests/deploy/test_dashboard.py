@@ -21,7 +21,8 @@ import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from streamwatch.config.schema import SourceSettings
+from streamwatch.config.routing import RoutingSettings
+from streamwatch.config.schema import EscalationStep, SourceSettings
 from tests.api.conftest import (REPO, LiveServer, bearer, live_server_module, wait_until,
                                 with_tokens)
 from tests.pipeline.scenario import Effect, Room, samples
@@ -176,7 +177,14 @@ def _room_outage() -> list[bytes]:
 @pytest.fixture(scope="module")
 def exposition(live_server_module: Callable[..., LiveServer]) -> Exposition:
     sim = SourceSettings(name="sim-one", kind="simulator", seed=3, rooms=1, minutes=5, speed=1.0)
-    srv = live_server_module(sources=[sim], auth=with_tokens(ingest=INGEST_TOKEN))
+    # a routed receiver and an escalation step, so that notification and escalation counters
+    # have series (the receiver's port refuses: deliveries retry, counting is what matters)
+    routing = RoutingSettings.model_validate({
+        "receivers": [{"name": "oncall", "url": "http://127.0.0.1:9/hook"}],
+        "route": {"receivers": ["oncall"]}})
+    steps = [EscalationStep(team="tech", after=0.01, notify="oncall")]
+    srv = live_server_module(sources=[sim], auth=with_tokens(ingest=INGEST_TOKEN),
+                             routing=routing, escalation=steps)
     with httpx.Client(base_url=srv.url, timeout=10.0, headers=bearer(INGEST_TOKEN)) as http:
         for body in _room_outage():
             r = http.post("/v1/samples", content=body)
@@ -190,7 +198,8 @@ def exposition(live_server_module: Callable[..., LiveServer]) -> Exposition:
             exp = read_exposition(http.get("/metrics").text)
             need = ("streamwatch_alert_events_total", "streamwatch_source_lag_seconds",
                     "streamwatch_auth_failures_total",
-                    "streamwatch_samples_rejected_total", "streamwatch_requests_refused_total")
+                    "streamwatch_samples_rejected_total", "streamwatch_requests_refused_total",
+                    "streamwatch_notifications_total", "streamwatch_escalations_total")
             return exp if all(n in exp.series for n in need) else None
         return wait_until(complete, what="every metric family to have samples")
 

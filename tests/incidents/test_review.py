@@ -56,7 +56,26 @@ def test_exact_medians_and_p90_per_team_and_level() -> None:
     assert teams["tech"]["time_to_detect_s"] == {"n": 6, "median": 25.0, "p90": 45.0}
     assert out["total"]["incidents"] == 8
     assert out["total"]["time_to_detect_s"]["median"] == 19.0         # 5 10 12 18 | 20 30 40 50
-    assert out["total"]["escalations"] == 0 and out["escalations_tracked"] is False
+    assert out["total"]["escalations"] == 0 and out["escalations_tracked"] is True
+
+
+def test_escalations_and_false_alarm_marks_are_counted() -> None:
+    a = inc("tech", 2, T, detect=5)
+    a["timeline"] += [{"ts": T + 300, "action": "escalated", "by": "streamwatch",
+                       "step": "step1"},
+                      {"ts": T + 900, "action": "escalated", "by": "streamwatch",
+                       "step": "step2"}]
+    b = inc("tech", 2, T + 10, detect=5, notes=["#false-alarm: the lottery"])
+    c = inc("tech", 2, T + 20, detect=5)
+    c["timeline"] += [{"ts": T + 30, "action": "ack", "false_alarm": True},
+                      {"ts": T + 40, "action": "note", "false_alarm": False}]   # taken back
+    d = inc("tech", 2, T + 30, detect=5, notes=["#false-alarm"])
+    d["timeline"] += [{"ts": T + 50, "action": "note", "false_alarm": False}]   # flag wins
+    e = inc("tech", 2, T + 40, detect=5)
+    e["timeline"] += [{"ts": T + 50, "action": "resolve", "false_alarm": True}]
+    row = review([a, b, c, d, e], T, T + 86400)["rows"][0]
+    assert (row["escalations"], row["escalated"]) == (2, 1)
+    assert row["false_alarms"] == 2                                    # b and e
 
 
 def test_window_is_half_open_on_started_at() -> None:

@@ -368,6 +368,42 @@ async def test_room_stats_mapping(server: TestServer, service: Service,
     assert st["stats"].lag_s == pytest.approx(st["stats"].last_success - ts)
 
 
+async def test_source_whose_clock_runs_ahead_is_refused_counted_and_not_healthy(
+        server: TestServer, service: Service, client: httpx.AsyncClient,
+        fake: FakeTime) -> None:
+    """Samples more than ingest.future_skew (5 min) ahead of our clock are refused one by one,
+    like a push; a source that sends nothing else is failing with the reason, never "ok"."""
+    ahead = time.time() + 3600
+    rows = [{"stream": "room-sk", "metric": "viewers", "ts": ahead + i, "value": 10 + i}
+            for i in range(3)]
+    mixed = rows[:1] + [dict(r, ts=time.time() - 2 + i) for i, r in enumerate(rows[1:])]
+    stats = {"server_time": int(ahead * 1000), "data": {"online_count": 7}}
+    server.routes |= {"/ahead": lambda n: (200, "\n".join(map(json.dumps, rows)).encode()),
+                      "/stats": lambda n: (200, json.dumps(stats).encode()),
+                      "/mixed": lambda n: (200, "\n".join(map(json.dumps, mixed)).encode())}
+    st = start(service, [src("ahead", server.url + "/ahead"),
+                         src("stats", server.url + "/stats", stream="room-st",
+                             mapping={"server_time": "ts", "data.online_count": "viewers"}),
+                         src("mixed", server.url + "/mixed")], client, fake)
+    await until(lambda: st["ahead"].consecutive_failures >= 2 and st["mixed"].polls >= 2
+                and st["stats"].consecutive_failures >= 2)
+    for name, n in (("ahead", 3), ("stats", 1)):
+        s = st[name]
+        assert s.state == "failing" and s.samples == 0 and s.last_success is None
+        assert s.last_error is not None and s.last_error.startswith(
+            f"no valid sample in the body: {n} rejected (first: line 1 ts: ts "), s.last_error
+        assert "s ahead of the server clock (at most 300 s allowed)" in s.last_error
+        assert s.samples_rejected == n * s.polls
+    mix = st["mixed"]                      # the good samples of a partly skewed body flow
+    assert (mix.state, mix.samples, mix.samples_rejected) == ("ok", 2 * mix.polls, mix.polls)
+    assert service.stats.samples_rejected["absurd_timestamp"] == sum(
+        s.samples_rejected for s in st.values())
+    await until(lambda: service.queued == 0)
+    seen = {v["stream"]: v for v in service.streams_view()}
+    assert seen["room-sk"]["last_ts"] < fake.now and seen["room-sk"]["metrics"]
+    assert seen.get("room-st", {"last_ts": None})["last_ts"] is None   # nothing admitted
+
+
 # -- (b) prometheus ---------------------------------------------------------------------------
 def _exposition(n: int) -> bytes:
     return f"""# HELP process_cpu_seconds_total CPU time.
@@ -485,3 +521,44 @@ async def test_stop_cancels_a_hanging_poll_and_closes_its_client(
     keeper = [task for task in svc._tasks if task.get_name() == "streamwatch-pull-client"]
     assert len(keeper) == 1 and keeper[0].cancelled()
     assert st.polls == 0
+
+
+# -- the stream limit (ingest.max_streams) applies to pulled samples too -----------------------
+def _limited(config: Config, max_streams: int) -> Config:
+    data = config.service.model_dump()
+    data["ingest"]["max_streams"] = max_streams
+    return replace(config, service=type(config.service).model_validate(data))
+
+
+async def test_pulled_samples_obey_the_stream_limit(server: TestServer, config: Config,
+                                                    client: httpx.AsyncClient,
+                                                    fake: FakeTime) -> None:
+    def rows(n: int) -> bytes:               # a JSON array: names interned after the parse
+        return json.dumps([{"stream": s, "metric": "viewers", "ts": fake.now - 5 + n,
+                            "value": n} for s in ("p-a", "p-b", "p-c", "p-d")]).encode()
+    server.routes["/four"] = lambda n: (200, rows(n))
+    svc = Service(_limited(config, 3))
+    await svc.start()
+    try:
+        st = start(svc, [src("four", server.url + "/four")], client, fake)["four"]
+        await until(lambda: st.polls >= 3)
+        assert st.state == "ok" and st.samples == 3 * st.polls
+        assert st.samples_rejected == svc.stats.samples_rejected["stream_limit"] == st.polls
+        assert len(svc.parser.streams) == 3 and svc.parser.streams.get("p-d") is None
+    finally:
+        await svc.stop()
+
+
+async def test_simulator_source_obeys_the_stream_limit(config: Config, fake: FakeTime) -> None:
+    svc = Service(_limited(config, 2))
+    await svc.start()
+    try:
+        got = record(svc)
+        st = start_sources(svc, [SourceSettings(name="sim", kind="simulator", seed=3, rooms=3,
+                                                minutes=0.5, speed=30.0)],
+                           clock=fake.clock, sleep=fake.sleep)[0]
+        await until(lambda: st.state == "ended")
+        assert st.samples_rejected == svc.stats.samples_rejected["stream_limit"] > 0
+        assert len({s for b in got for s in b.streams}) == len(svc.parser.streams) == 2
+    finally:
+        await svc.stop()

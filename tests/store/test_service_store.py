@@ -53,6 +53,9 @@ def test_locked_store_keeps_detecting_and_catches_up(live_server: Callable[..., 
         wait_until(lambda: svc.stats.store_errors >= 1, what="the failed write")
         assert svc.store_pending >= 1
         assert "locked" in (svc.store_error or "")
+        store = httpx.get(f"{srv.url}/readyz").json()["store"]       # said where it shows
+        assert store["state"] == "failing" and "locked" in store["error"], store
+        assert "streamwatch_store_up 0.0" in httpx.get(f"{srv.url}/metrics").text
         r = httpx.post(f"{srv.url}/v1/incidents/{iid}/ack")
         assert r.status_code == 503 and r.headers["Retry-After"] == "1", r.text
         assert "locked" in r.json()["detail"]

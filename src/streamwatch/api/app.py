@@ -6,6 +6,7 @@ sources, drains every accepted sample through the pipeline and flushes the outpu
 """
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
@@ -14,9 +15,10 @@ from fastapi import Depends, FastAPI
 from streamwatch import __version__
 from streamwatch.api import (feed, health, incidents, page, reports, samples, silences, streams,
                             webhooks)
-from streamwatch.api.auth import Authenticator, install_log_redaction, require
+from streamwatch.api.auth import AUTH_RESPONSES, Authenticator, install_log_redaction, require
 from streamwatch.config.load import Config
 from streamwatch.incidents.escalate import Escalator
+from streamwatch.incidents.route import Router
 from streamwatch.notify.webhook import WebhookDispatcher
 from streamwatch.service import Service
 
@@ -27,17 +29,22 @@ def create_app(config: Config, service: Service | None = None) -> FastAPI:
     svc = service or Service(config)
     hooks = WebhookDispatcher(svc.config.service.webhooks, started_at=_started_at(svc))
     escalator = Escalator(svc.config.service.escalation, hooks.send, _status_of(svc),
-                          clock=svc.clock)
+                          clock=svc.clock, record=svc.annotate)
+    router = Router(svc.config.service.routing, hooks.deliver, _status_of(svc), clock=svc.clock)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        await svc.start()
+        svc.open()                    # store + journal: state rebuilt, not yet published
+        hooks.configure(config.service.routing.receivers, os.environ)
         hooks.attach(svc.store)       # restores webhooks and pending deliveries
-        await hooks.start()
         unsubscribe = svc.subscribe(hooks)
         escalator.attach(svc.store)   # resumes the incidents it was watching before a restart
         unwatch = svc.subscribe(escalator.observe)
+        unroute = svc.subscribe(router.observe)
+        await svc.start()             # publishes what a crash recovery regenerated
+        await hooks.start()
         svc.spawn(escalator.run(), "streamwatch-escalation")
+        svc.spawn(router.run(), "streamwatch-routing")
         from streamwatch.ingest.pull import start_sources
         start_sources(svc, config.service.sources)
         try:
@@ -47,12 +54,14 @@ def create_app(config: Config, service: Service | None = None) -> FastAPI:
             await svc.stop()          # drains: the last events are queued (and stored) for
             unsubscribe()             # delivery after the restart
             unwatch()
+            unroute()
 
     app = FastAPI(title="streamwatch", version=__version__, lifespan=lifespan,
                   description="Real-time monitoring for live-commerce streams.")
     app.state.service = svc
     app.state.webhooks = hooks
     app.state.escalator = escalator
+    app.state.router = router
     app.state.auth = Authenticator(config.service.auth)
     install_log_redaction()
     # Who may call what (CONTRACTS §5). Public: /, /static/*, /docs, /openapi.json, /healthz,
@@ -63,12 +72,18 @@ def create_app(config: Config, service: Service | None = None) -> FastAPI:
     # tests/api/test_auth.py walks app.routes: a new route outside this list must answer 401.
     app.include_router(health.router)
     app.include_router(page.router)
-    app.include_router(samples.router, dependencies=[Depends(require("ingest"))])
-    app.include_router(incidents.router, dependencies=[Depends(require("viewer"))])
-    app.include_router(streams.router, dependencies=[Depends(require("viewer"))])
-    app.include_router(reports.router, dependencies=[Depends(require("viewer"))])
-    app.include_router(silences.router, dependencies=[Depends(require("viewer"))])
-    app.include_router(webhooks.router, dependencies=[Depends(require("admin"))])
+    app.include_router(samples.router, dependencies=[Depends(require("ingest"))],
+                       responses=AUTH_RESPONSES)
+    app.include_router(incidents.router, dependencies=[Depends(require("viewer"))],
+                       responses=AUTH_RESPONSES)
+    app.include_router(streams.router, dependencies=[Depends(require("viewer"))],
+                       responses=AUTH_RESPONSES)
+    app.include_router(reports.router, dependencies=[Depends(require("viewer"))],
+                       responses=AUTH_RESPONSES)
+    app.include_router(silences.router, dependencies=[Depends(require("viewer"))],
+                       responses=AUTH_RESPONSES)
+    app.include_router(webhooks.router, dependencies=[Depends(require("admin"))],
+                       responses=AUTH_RESPONSES)
     app.include_router(feed.router)
     feed.install(app, svc)
     from streamwatch.exporter import mount_metrics

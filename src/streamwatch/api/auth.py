@@ -34,10 +34,12 @@ from typing import Any, Literal
 
 from fastapi import HTTPException, Request, Security, WebSocket
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel
 
 from streamwatch.config.schema import AuthSettings, token_digest
 
 __all__ = ["Principal", "Authenticator", "AuthFailure", "require", "authorize_websocket",
+           "Denied", "AUTH_RESPONSES",
            "get_authenticator", "install_log_redaction", "RedactTokens", "REASONS",
            "CLOSE_UNAUTHORIZED", "CLOSE_FORBIDDEN", "ANONYMOUS"]
 
@@ -143,6 +145,19 @@ class Authenticator:
 
 def _addr(client: Any) -> str | None:
     return f"{client.host}:{client.port}" if client is not None else None
+
+
+class Denied(BaseModel):
+    """The body of a 401 or 403: why (never the token)."""
+    detail: str
+
+
+# the OpenAPI `responses` of every route behind `require(...)`, so clients (and the schema
+# fuzzing of tests/api/test_fuzz.py) know a refusal is part of the interface
+AUTH_RESPONSES: dict[int | str, dict[str, Any]] = {
+    401: {"model": Denied, "description": "no or unknown token (`WWW-Authenticate: Bearer`)"},
+    403: {"model": Denied, "description": "the token's role does not allow this"},
+}
 
 
 _bearer = HTTPBearer(auto_error=False, description="an API token (role: ingest, viewer, "

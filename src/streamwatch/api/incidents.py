@@ -167,11 +167,15 @@ class ActionBody(BaseModel):
     """Optional body of an operator action."""
     model_config = ConfigDict(extra="forbid")
     note: str | None = Field(default=None, max_length=MAX_NOTE)
+    false_alarm: bool | None = Field(default=None, description=(
+        "mark the incident a false alarm (true) or take the mark back (false); counted by the "
+        "review report"))
 
 
 IncidentId = Annotated[str, Path(max_length=200)]
 OptionalBody = Annotated[ActionBody | None, Body()]
 _ACTION_RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: {"description": "the body is not JSON"},
     404: {"description": "no such incident (named in the message)"},
     503: {"description": "the store could not take the action; nothing was changed, retry"}}
 # reading needs `viewer` (the router's, set in app.py); acting needs `operator`
@@ -188,11 +192,12 @@ def _principal(request: Request) -> str:
     return str(name or p)
 
 
-def _act(request: Request, service: Any, incident_id: str, action: str,
-         body: ActionBody | None) -> Incident:
+async def _act(request: Request, service: Any, incident_id: str, action: str,
+               body: ActionBody | None) -> Incident:
     try:
-        inc = service.act(incident_id, action, _principal(request),
-                          body.note if body is not None else None)
+        inc = await service.act(incident_id, action, _principal(request),
+                                body.note if body is not None else None,
+                                false_alarm=body.false_alarm if body is not None else None)
     except ActionError as exc:
         raise HTTPException(exc.status, str(exc),
                             headers={"Retry-After": "1"} if exc.status == 503 else None
@@ -205,7 +210,7 @@ def _act(request: Request, service: Any, incident_id: str, action: str,
 async def ack_incident(request: Request, service: ServiceDep, incident_id: IncidentId,
                        body: OptionalBody = None) -> Incident:
     """Acknowledge: sets `acked_at`/`acked_by` (first ack) and adds an `ack` timeline entry."""
-    return _act(request, service, incident_id, "ack", body)
+    return await _act(request, service, incident_id, "ack", body)
 
 
 @router.post("/incidents/{incident_id}/resolve", response_model=Incident,
@@ -214,7 +219,7 @@ async def ack_incident(request: Request, service: ServiceDep, incident_id: Incid
 async def resolve_incident(request: Request, service: ServiceDep, incident_id: IncidentId,
                            body: OptionalBody = None) -> Incident:
     """Resolve by hand: closes the incident and emits its resolved alert event."""
-    return _act(request, service, incident_id, "resolve", body)
+    return await _act(request, service, incident_id, "resolve", body)
 
 
 @router.post("/incidents/{incident_id}/note", response_model=Incident,
@@ -222,7 +227,7 @@ async def resolve_incident(request: Request, service: ServiceDep, incident_id: I
 async def note_incident(request: Request, service: ServiceDep, incident_id: IncidentId,
                         body: OptionalBody = None) -> Incident:
     """Add a note (`{"note": str}`) to the incident's timeline."""
-    return _act(request, service, incident_id, "note", body)
+    return await _act(request, service, incident_id, "note", body)
 
 
 def _bad_query(name: str, value: str, msg: str) -> RequestValidationError:

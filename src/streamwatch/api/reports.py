@@ -47,6 +47,7 @@ class ReviewRow(BaseModel):
     resolved: int
     false_alarms: int
     escalations: int
+    escalated: int = Field(description="incidents with at least one escalation step")
     time_to_detect_s: Durations
     time_to_ack_s: Durations
     time_to_resolve_s: Durations

@@ -9,8 +9,9 @@ What a sender can rely on:
   429 with `Retry-After` when the service's queue is full (back-pressure; the sender resends the
   same body, none of it was accepted, so nothing is doubled).
 - **Per-sample rejections** (200): a sample breaking a rule (missing field, wrong type,
-  non-finite value, negative counter, absurd `ts`, oversized labels) is rejected alone and named
-  by its `index` (array, 0-based) or `line` (NDJSON, 1-based); its good neighbours are accepted.
+  non-finite value, negative counter, absurd `ts`, oversized labels, a new stream while
+  `ingest.max_streams` are tracked: `stream_limit`) is rejected alone and named by its `index`
+  (array, 0-based) or `line` (NDJSON, 1-based); its good neighbours are accepted.
 
 Decisions the contract leaves open:
 - an NDJSON line that is not JSON at all (a syntax error or bad UTF-8) makes the *body* invalid:
@@ -20,9 +21,10 @@ Decisions the contract leaves open:
 - the `errors` list is capped at `MAX_ERRORS` entries; `errors_omitted` says how many more.
 
 CPU per request stays bounded on the event loop: NDJSON is parsed by the pipeline's fast parser
-(it interns names into the pipeline, so it must run on the loop thread, like the consumer) in
+(it reads the pipeline's name tables, so it must run on the loop thread, like the consumer) in
 slices of `_SLICE` bytes, yielding to the loop between slices; a JSON array cannot be sliced, so
-it is parsed in a worker thread (it touches no shared state).
+it is parsed in a worker thread (it touches no shared state). New names are interned only when
+the batch is queued (ingest/newnames.py), so a refused body leaves none behind.
 """
 from __future__ import annotations
 
@@ -31,6 +33,7 @@ import logging
 import re
 import time
 from collections import Counter
+from typing import Literal
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
@@ -38,6 +41,7 @@ from pydantic import BaseModel, Field
 
 from streamwatch.api.deps import ServiceDep
 from streamwatch.ingest.batch import Batch, ParseResult, Reason, Rejection
+from streamwatch.ingest.newnames import Staging
 from streamwatch.ingest.parse import parse_json_array
 from streamwatch.service import Service
 
@@ -117,6 +121,8 @@ _REFUSALS: dict[int | str, dict[str, object]] = {
     413: {"model": Refusal, "description": "body or sample count over the configured limit"},
     415: {"model": Refusal, "description": "a Content-Encoding other than identity"},
     429: {"model": Refusal, "description": "queue full: resend the whole body after Retry-After"},
+    503: {"model": Refusal, "description": "the journal cannot be written (disk full?): the "
+          "samples are detected but not durable; resend after Retry-After"},
 }
 
 
@@ -135,21 +141,34 @@ async def push_samples(request: Request, service: ServiceDep) -> IngestReport | 
             raise _full(srv.retry_after_s)
         data = await _read_capped(request, srv.max_body_bytes)
         now = time.time()
+        staging = Staging()              # new names stay provisional until the batch is queued
+        kind: Literal["index", "line"] = "line"
         if _ARRAY_START.match(data):
             result = await asyncio.to_thread(parse_json_array, data, now=now,
                                              limits=service.limits)
             _check_fatal(result)
             _check_count(len(result.batch) + len(result.rejections),
                          srv.max_samples_per_request)
+            kind = "index"
         else:
-            result = await _parse_ndjson(service, data, now, srv.max_samples_per_request)
-        if not service.submit(result.batch):
+            result = await _parse_ndjson(service, data, now, srv.max_samples_per_request,
+                                         staging)
+        # names are interned only here (ingest/newnames.py; the stream limit rejects samples):
+        # a body refused before leaves none, one the queue refuses takes its own back out
+        mark = service.parser.mark()
+        result = service.parser.commit(result, staging, service.limits, kind)
+        durable = await service.submit_durable(result.batch)
+        if durable is None:
+            service.parser.rollback(mark)     # (no await between commit and here)
             raise _full(srv.retry_after_s)
+        if not durable:
+            raise _not_stored(srv.retry_after_s, service)
     except _Refused as refused:
         service.stats.requests_refused[refused.cause] += 1
         log.debug("push refused", extra={"cause": refused.cause,
                                          "why": refused.refusal.detail})
-        headers = ({"Retry-After": str(srv.retry_after_s)} if refused.status == 429 else None)
+        headers = ({"Retry-After": str(srv.retry_after_s)} if refused.status in (429, 503)
+                   else None)
         return JSONResponse(refused.refusal.model_dump(exclude_none=True),
                             status_code=refused.status, headers=headers)
     rejected = result.rejections
@@ -174,10 +193,11 @@ async def _read_capped(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-async def _parse_ndjson(service: Service, data: bytes, now: float, max_samples: int
-                        ) -> ParseResult:
+async def _parse_ndjson(service: Service, data: bytes, now: float, max_samples: int,
+                        staging: Staging) -> ParseResult:
     """Parse in line-aligned slices through the pipeline's fast parser, yielding in between;
-    stop at the first line that is not JSON (400) or once the sample cap is passed (413)."""
+    stop at the first line that is not JSON (400) or once the sample cap is passed (413).
+    New names get provisional ids in `staging` (nothing is interned: the caller commits)."""
     batches: list[Batch] = []
     rejections: list[Rejection] = []
     pos, line, count = 0, 1, 0
@@ -190,7 +210,7 @@ async def _parse_ndjson(service: Service, data: bytes, now: float, max_samples: 
             end = len(data) if cut < 0 else cut + 1
         piece = data[pos:end]
         res = service.parser.parse_ndjson(piece, now=now, limits=service.limits,
-                                          first_line=line)
+                                          first_line=line, staging=staging)
         _check_fatal(res)
         broken = next((r for r in res.rejections if r.reason is Reason.MALFORMED
                        and not r.detail.startswith(_NOT_A_SAMPLE)), None)
@@ -239,6 +259,14 @@ def _full(retry_after: int) -> _Refused:
         error="queue_full",
         detail=f"the ingest queue is full; nothing of this body was accepted, resend it after "
                f"{retry_after} s"))
+
+
+def _not_stored(retry_after: int, service: Service) -> _Refused:
+    why = service.checkpointer.error if service.checkpointer is not None else None
+    return _Refused(503, "503_journal", Refusal(
+        error="not_stored",
+        detail=f"the samples could not be written to the journal ({why}); they are being "
+               f"detected, but would not survive a crash: resend after {retry_after} s"))
 
 
 def _error(r: Rejection) -> LineError | ArrayError:

@@ -78,7 +78,8 @@ def _refuse(msg: str) -> HTTPException:
 
 
 @router.post("", status_code=201, dependencies=_OPERATOR,
-             responses={422: {"description": "no matcher, bad window, unknown team or type"},
+             responses={400: {"description": "the body is not JSON"},
+                        422: {"description": "no matcher, bad window, unknown team or type"},
                         **_STORE_DOWN})
 async def create_silence(body: SilenceIn, request: Request, service: ServiceDep
                          ) -> dict[str, Any]:

@@ -92,7 +92,8 @@ def _check_url(url: str, allowed: list[str]) -> None:
 
 
 @router.post("", response_model=WebhookCreated, status_code=201,
-             responses={422: {"description": "bad URL, host not allowed, bad filters"},
+             responses={400: {"description": "the body is not JSON"},
+                        422: {"description": "bad URL, host not allowed, bad filters"},
                         503: {"description": "the store cannot take it"}})
 async def create_webhook(body: WebhookIn, request: Request) -> WebhookCreated:
     """Register a webhook; every matching alert event (firing and resolved) is sent to it."""

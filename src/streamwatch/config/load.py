@@ -143,6 +143,31 @@ def _with_sources_file(service: ServiceConfig, path: Path, problems: list[str]) 
     return service.model_copy(update={"sources": [s for _, _, s in located]})
 
 
+def _with_routing_file(service: ServiceConfig, path: Path, env: Mapping[str, str],
+                       problems: list[str]) -> ServiceConfig:
+    """config/routing.toml: `[[receivers]]` and the `[route]` tree (config/routing.py); each
+    receiver's `secret_env` must name a variable that is set."""
+    from streamwatch.config.routing import RoutingSettings
+    name = "config/routing.toml"
+    if not path.exists():
+        return service
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        problems.append(f"{name}: not valid TOML: {exc}")
+        return service
+    try:
+        routing = RoutingSettings.model_validate(raw)
+    except ValidationError as exc:
+        problems.extend(format_validation_error(name, "", exc, raw))
+        return service
+    for i, r in enumerate(routing.receivers):
+        if r.secret_env and not env.get(r.secret_env):
+            problems.append(f"{name}: receivers[{i}].secret_env = {r.secret_env!r}: "
+                            "environment variable not set")
+    return service.model_copy(update={"routing": routing})
+
+
 def load_config(config_dir: Path | None = None, detectors_dir: Path | None = None,
                 env: Mapping[str, str] | None = None) -> Config:
     """The validated configuration, or ConfigError listing every problem found."""
@@ -175,6 +200,7 @@ def load_config(config_dir: Path | None = None, detectors_dir: Path | None = Non
     service = _with_env_tokens(service, env, problems)
     if config_dir.is_dir():
         service = _with_sources_file(service, config_dir / "sources.toml", problems)
+        service = _with_routing_file(service, config_dir / "routing.toml", env, problems)
     rules: list[Rule] = []
     if not detectors_dir.is_dir():
         problems.append(f"{detectors_dir}: not a directory")

@@ -25,14 +25,22 @@ class Rule(BaseModel):
     """One watched condition: which metric, which method, thresholds per level, who handles it."""
     model_config = ConfigDict(extra="allow", frozen=True)
 
-    name: str = Field(min_length=1)
-    metric: str = Field(min_length=1)        # catalogue metric name, or "*" = any metric no rule names
-    method: str = Field(min_length=1)        # detect/registry.py: baseline, bounds, count, ratio, generic
-    team: Team = Team.LIVE_OPS
-    direction: Direction = "both"
-    min_duration: float = 0.0                # seconds an anomaly must persist before it counts
-    clear_after: float = 30.0                # seconds of normal before an active anomaly clears
-    levels: dict[int, float] = Field(min_length=1)
+    name: str = Field(min_length=1, description=(
+        "unique across all rules files; names the rule in messages"))
+    metric: str = Field(min_length=1, description=(
+        "the metric watched (CONTRACTS.md §1 name), or \"*\" = any metric no other rule names"))
+    method: str = Field(min_length=1, description=(
+        "how the metric is judged: one of the methods below (detect/registry.py)"))
+    team: Team = Field(default=Team.LIVE_OPS, description="who handles what this rule finds")
+    direction: Direction = Field(default="both", description=(
+        "which way is anomalous; each method says which directions it takes"))
+    min_duration: float = Field(default=0.0, description=(
+        "how long an anomaly must persist before it counts (becomes a signal)"))
+    clear_after: float = Field(default=30.0, description=(
+        "how long of normal before an active anomaly clears"))
+    levels: dict[int, float] = Field(min_length=1, description=(
+        "threshold per level, `{ 1 = x, 2 = y }` (levels 1..4, 1 most severe); what a "
+        "threshold is depends on the method"))
     source: str = ""                         # "file: rule[i]" for messages; filled by the loader
 
     @field_validator("min_duration", "clear_after", mode="before")

@@ -8,6 +8,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from streamwatch.config.durations import parse_duration
+from streamwatch.config.routing import RoutingSettings
 
 __all__ = ["ServiceConfig", "IngestSettings", "GradingSettings", "ServerSettings",
            "FeedSettings", "SourceSettings", "StorageSettings", "AuthSettings", "TokenEntry",
@@ -19,11 +20,21 @@ class _Section(BaseModel):
 
 
 class IngestSettings(_Section):
-    allowed_lateness: float = 30.0
-    silence_after: float = 25.0
-    max_labels: int = Field(default=16, ge=0)
-    max_label_len: int = Field(default=128, ge=1)
-    future_skew: float = 300.0
+    """`[ingest]`: what a sample must be to be accepted, and how lateness and silence are
+    judged (on event time, per stream)."""
+    allowed_lateness: float = Field(default=30.0, description=(
+        "samples further behind their stream's newest `ts` are dropped (counted as late)"))
+    silence_after: float = Field(default=25.0, description=(
+        "a live room with no sample for this long (event time) is an incident candidate"))
+    max_labels: int = Field(default=16, ge=0, description=(
+        "label pairs per sample; a sample with more is rejected"))
+    max_label_len: int = Field(default=128, ge=1, description=(
+        "characters per label key or value; a sample with a longer one is rejected"))
+    future_skew: float = Field(default=300.0, description=(
+        "samples further ahead of the server's clock are absurd and rejected"))
+    max_streams: int = Field(default=50_000, ge=1, description=(
+        "streams tracked at most; a sample of a new stream beyond it is rejected (reason "
+        "`stream_limit`), samples of tracked streams are still accepted"))
 
     @field_validator("allowed_lateness", "silence_after", "future_skew", mode="before")
     @classmethod
@@ -32,55 +43,103 @@ class IngestSettings(_Section):
 
 
 class GradingSettings(_Section):
-    tiny_viewers: float = Field(default=100.0, ge=0)
-    tiny_gmv_per_min: float = Field(default=100.0, ge=0)
-    large_share: float = Field(default=0.30, gt=0, le=1)
-    shared_rooms_level1: int = Field(default=2, ge=1)
+    """`[grading]`: how impact moves an incident's level (DOMAIN.md): by one, and only at the
+    extremes."""
+    tiny_viewers: float = Field(default=100.0, ge=0, description=(
+        "a room below both this many viewers and `tiny_gmv_per_min` is one level less severe"))
+    tiny_gmv_per_min: float = Field(default=100.0, ge=0, description=(
+        "GMV per minute (currency units) below which, with `tiny_viewers`, a room is tiny"))
+    large_share: float = Field(default=0.30, gt=0, le=1, description=(
+        "a room with this share of all viewers or of all GMV is one level more severe"))
+    shared_rooms_level1: int = Field(default=2, ge=1, description=(
+        "a `svc:*` failure echoed by this many rooms (orders stopping) is level 1"))
 
 
 class ServerSettings(_Section):
-    host: str = "127.0.0.1"
-    port: int = Field(default=8080, ge=0, le=65535)
-    max_body_bytes: int = Field(default=8 << 20, ge=1024)       # larger bodies: 413
-    max_samples_per_request: int = Field(default=100_000, ge=1)
-    queue_max_samples: int = Field(default=2_000_000, ge=1000)  # back-pressure bound: 429
-    retry_after_s: int = Field(default=1, ge=1)
-    metrics_public: bool = True                                 # /metrics without a token
+    """`[server]`: where `serve` listens, and the limits of push ingestion."""
+    host: str = Field(default="127.0.0.1", description=(
+        "address `serve` listens on (`--host` overrides it)"))
+    port: int = Field(default=8080, ge=0, le=65535, description=(
+        "port `serve` listens on (`--port` overrides it)"))
+    max_body_bytes: int = Field(default=8 << 20, ge=1024, description=(
+        "larger push bodies are refused with 413"))
+    max_samples_per_request: int = Field(default=100_000, ge=1, description=(
+        "push bodies with more samples are refused with 413"))
+    queue_max_samples: int = Field(default=2_000_000, ge=1000, description=(
+        "samples waiting for the detector; beyond it push answers 429 (back-pressure) and "
+        "pull sources wait"))
+    retry_after_s: int = Field(default=1, ge=1, description="the `Retry-After` of a 429")
+    metrics_public: bool = Field(default=True, description=(
+        "`/metrics` needs no token (false: it needs the `viewer` role)"))
     # per-message deflate on the alert feed: off by default, it halves fan-out throughput
     # (measured ~14 vs ~6 us of server CPU per message) for a LAN ops room
-    ws_compression: bool = False
+    ws_compression: bool = Field(default=False, description=(
+        "per-message deflate on the alert feed (costs about 2x server CPU per message)"))
 
 
 class FeedSettings(_Section):
-    replay_buffer: int = Field(default=10_000, ge=100)   # events kept for `since=` resumes
-    client_queue: int = Field(default=1_000, ge=10)      # events a client may lag before dropped
-    max_clients: int = Field(default=500, ge=1)
+    """`[feed]`: the websocket alert feed (`WS /v1/alerts/stream`)."""
+    replay_buffer: int = Field(default=10_000, ge=100, description=(
+        "alert events kept so a reconnecting client can resume (`since=`)"))
+    client_queue: int = Field(default=1_000, ge=10, description=(
+        "events a slow client may lag behind before it is dropped (close code 4008)"))
+    max_clients: int = Field(default=500, ge=1, description=(
+        "feed clients at once; more are refused (close code 1013, try again later)"))
 
 
 class StorageSettings(_Section):
     """Where `serve` keeps incidents, alert events and operator actions (store/sqlite.py);
     `--data-dir` overrides it. A relative path is taken from the working directory."""
-    data_dir: str = Field(default="./data", min_length=1)
+    data_dir: str = Field(default="./data", min_length=1, description=(
+        "directory of the SQLite file (WAL) with incidents, alert events, operator actions, "
+        "silences and webhooks; `serve --data-dir DIR` overrides it"))
+    # the sample journal (store/journal.py): accepted batches fsync'ed before the 2xx answer,
+    # replayed after a crash on top of the last checkpoint of the detectors' state
+    journal: bool = Field(default=True, description=(
+        "accepted samples are fsync'ed to DATA_DIR/journal before the push is answered, and "
+        "replayed after a crash (kill -9, power loss)"))
+    checkpoint_interval: float = Field(default=60.0, gt=0, description=(
+        "how often the detectors' state is saved (bounds the journal replayed after a crash)"))
+
+    @field_validator("checkpoint_interval", mode="before")
+    @classmethod
+    def _dur(cls, v: object) -> float:
+        return parse_duration(v)
 
 
 class SourceSettings(_Section):
-    """One pull source: a room-stats JSON endpoint, a Prometheus exporter, or the simulator."""
-    name: str = Field(min_length=1)
-    kind: Literal["http_json", "prometheus", "simulator"]
-    url: str = ""
-    interval: float = 5.0
-    timeout: float = 2.0
-    jitter: float = 0.1                  # fraction of the interval
-    max_backoff: float = 60.0
-    stream: str = ""                     # default stream for samples that do not name one
+    """`[[sources]]` (in config/sources.toml or config/service.toml): one pull source, polled
+    on its own clock - a room-stats JSON endpoint, a Prometheus exporter, or the simulator.
+    config/sources.toml has a commented example of each kind."""
+    name: str = Field(min_length=1, description="unique; shows in logs and on /metrics")
+    kind: Literal["http_json", "prometheus", "simulator"] = Field(description=(
+        "a JSON endpoint (samples, or room statistics read through `mapping`), a Prometheus "
+        "exporter's text exposition, or the built-in simulator"))
+    url: str = Field(default="", description="what is polled (http_json, prometheus)")
+    interval: float = Field(default=5.0, description="time between polls")
+    timeout: float = Field(default=2.0, description=(
+        "deadline of one whole poll (connect + answer + body)"))
+    jitter: float = Field(default=0.1, description=(
+        "random spread of each interval and back-off, as a fraction (0.1 = +-10 %)"))
+    max_backoff: float = Field(default=60.0, description=(
+        "longest wait between retries of a failing source; waits double from `interval` on "
+        "each failure in a row and return to `interval` on success"))
+    stream: str = Field(default="", description=(
+        "the stream id for samples whose data does not name one"))
     # http_json: {"field.path": "metric"}; prometheus: {"series_name": "metric"}
-    mapping: dict[str, str] = Field(default_factory=dict)
-    stream_label: str = "stream"         # prometheus: the label naming the stream
+    mapping: dict[str, str] = Field(default_factory=dict, description=(
+        "http_json: `{ \"dotted.path\" = target }`, target a metric name, \"stream\" or "
+        "\"ts\", one `[]` in a path for the list of rooms; prometheus: `{ selector = metric }`, "
+        "selector `name`, `name{label=\"value\"}` or `rate(...)`. Without it, http_json "
+        "bodies must be samples"))
+    stream_label: str = Field(default="stream", description=(
+        "prometheus: the label naming the stream"))
     # simulator
-    seed: int = 7
-    rooms: int = 12
-    minutes: float = 240.0
-    speed: float = 1.0                   # event-time seconds per wall second
+    seed: int = Field(default=7, description="simulator: the session's random seed")
+    rooms: int = Field(default=12, description="simulator: live rooms (plus shared services)")
+    minutes: float = Field(default=240.0, description="simulator: length of the session")
+    speed: float = Field(default=1.0, description=(
+        "simulator: event-time seconds per wall second (1 = live)"))
 
     @field_validator("interval", "timeout", "max_backoff", mode="before")
     @classmethod
@@ -101,9 +160,13 @@ def token_digest(token: str) -> str:
 
 class TokenEntry(_Section):
     """One API token as config/ holds it: a role and the SHA-256 of the token, never the token."""
-    role: Role
-    sha256: str
-    name: str = Field(default="", max_length=100)   # who holds it (shown as `acked_by`)
+    role: Role = Field(description=(
+        "ingest pushes samples; viewer reads; operator = viewer + ack/resolve/note/silences; "
+        "admin = everything"))
+    sha256: str = Field(description=(
+        "SHA-256 of the token, 64 hex digits (`printf %s TOKEN | sha256sum`); never the token"))
+    name: str = Field(default="", max_length=100, description=(
+        "who holds it: shown as `by` / `acked_by` in incident timelines"))
 
     @model_validator(mode="before")
     @classmethod
@@ -129,21 +192,32 @@ class AuthSettings(_Section):
     running *without* tokens (everything open); once any token is configured, tokens are
     enforced whatever it says: a stray flag never silently opens a protected service."""
     tokens: list[TokenEntry] = Field(default_factory=list)
-    insecure_no_auth: bool = False
+    insecure_no_auth: bool = Field(default=False, description=(
+        "true: `serve` may run with no token at all, everything open (it warns at start); "
+        "ignored once any token is configured"))
 
 
 class WebhookSettings(_Section):
     """Outgoing webhooks (notify/webhook.py). A target's host must be in `allowed_hosts` (exact
     host names or addresses, `*.example.com` for subdomains; env STREAMWATCH_WEBHOOK_ALLOWED_HOSTS
     replaces the list): an admin token must not turn the service into a probe of the network."""
-    allowed_hosts: list[str] = Field(default_factory=list)
-    timeout: float = Field(default=5.0, gt=0)            # per delivery attempt
-    max_attempts: int = Field(default=8, ge=1, le=100)   # then the delivery is a dead letter
-    backoff_base: float = Field(default=1.0, gt=0)       # first retry after ~this, then doubling
-    backoff_max: float = Field(default=300.0, gt=0)      # longest wait between attempts
-    max_pending: int = Field(default=10_000, ge=1)       # per webhook; beyond it: dead letters
-    dead_letters: int = Field(default=1_000, ge=1)       # dead letters kept (newest)
-    external_url: str = ""                               # Alertmanager `externalURL`
+    allowed_hosts: list[str] = Field(default_factory=list, description=(
+        "hosts webhooks may target: exact names or addresses, `*.example.com` for subdomains; "
+        "env STREAMWATCH_WEBHOOK_ALLOWED_HOSTS (comma-separated) replaces it; empty: no "
+        "webhook can be added"))
+    timeout: float = Field(default=5.0, gt=0, description="per delivery attempt")
+    max_attempts: int = Field(default=8, ge=1, le=100, description=(
+        "attempts before a delivery becomes a dead letter (`GET /v1/webhooks/dead-letters`)"))
+    backoff_base: float = Field(default=1.0, gt=0, description=(
+        "retries wait min(backoff_max, backoff_base x 2^(n-1)) x a random 0.5..1"))
+    backoff_max: float = Field(default=300.0, gt=0, description=(
+        "longest wait between attempts (also caps a receiver's `Retry-After`)"))
+    max_pending: int = Field(default=10_000, ge=1, description=(
+        "deliveries queued per webhook; beyond it new ones become dead letters"))
+    dead_letters: int = Field(default=1_000, ge=1, description="dead letters kept (the newest)")
+    external_url: str = Field(default="", description=(
+        "this service's public base URL: the Alertmanager format's `externalURL` and each "
+        "alert's `generatorURL`"))
 
     @field_validator("timeout", "backoff_base", "backoff_max", mode="before")
     @classmethod
@@ -160,9 +234,14 @@ class EscalationStep(_Section):
     """`[[escalation]]`: an incident of `team` still not acknowledged `after` its first alert
     (wall clock) notifies `notify` - a webhook id, or "command" (every webhook subscribed to the
     command team). A team's steps fire in order of `after` (incidents/escalate.py)."""
-    team: Literal["live_ops", "tech", "customer_service", "logistics", "command"]
-    after: float = Field(gt=0)
-    notify: str = Field(min_length=1, max_length=100)
+    team: Literal["live_ops", "tech", "customer_service", "logistics", "command"] = Field(
+        description="the team whose unacknowledged incidents this step watches")
+    after: float = Field(gt=0, description=(
+        "how long after the incident's first alert (wall clock) without an ack this step "
+        "notifies"))
+    notify: str = Field(min_length=1, max_length=100, description=(
+        "a webhook id (from `POST /v1/webhooks`), or \"command\": every webhook whose "
+        "`teams` include command"))
 
     @field_validator("after", mode="before")
     @classmethod
@@ -171,6 +250,8 @@ class EscalationStep(_Section):
 
 
 class ServiceConfig(_Section):
+    """config/service.toml, one table per field; config/reference.py renders the README's
+    configuration reference from these models, recursively, descriptions included."""
     ingest: IngestSettings = IngestSettings()
     grading: GradingSettings = GradingSettings()
     server: ServerSettings = ServerSettings()
@@ -180,3 +261,5 @@ class ServiceConfig(_Section):
     webhooks: WebhookSettings = WebhookSettings()
     sources: list[SourceSettings] = Field(default_factory=list)
     escalation: list[EscalationStep] = Field(default_factory=list)
+    routing: RoutingSettings = Field(default_factory=RoutingSettings, description=(
+        "config/routing.toml: receivers and the routing tree (incidents/route.py)"))

@@ -44,14 +44,14 @@ LN2 = float(np.log(2.0))
 
 class BaselineParams(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
-    levels: dict[int, float]
+    levels: dict[int, float]         # relative change of fast vs slow: 0.5 = half gone / +50 %
     direction: Literal["up", "down", "both"] = "both"
-    window: float = 600.0
-    fast: float = 20.0
-    warmup: float = 180.0
-    z_min: float = Field(default=4.0, gt=0)
-    floor: float = Field(default=0.02, ge=0)
-    protect: float = Field(default=0.05, ge=0, le=1)
+    window: float = 600.0            # half-life of the slow baseline (what it normally does)
+    fast: float = 20.0               # half-life of the fast level (what it does now)
+    warmup: float = 180.0            # no scoring before the series is this old
+    z_min: float = Field(default=4.0, gt=0)      # significance gate, in spreads of the level
+    floor: float = Field(default=0.02, ge=0)     # least spread, as a fraction of the level
+    protect: float = Field(default=0.05, ge=0, le=1)  # what an anomalous sample still teaches
     ramp: float = 600.0              # a young series learns unprotected: its ramp-up is normal
     adapt: float = 900.0             # an anomaly lasting longer is learnt as the new normal
     counter: bool = False            # set by the registry for *_total metrics

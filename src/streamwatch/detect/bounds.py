@@ -29,7 +29,7 @@ __all__ = ["StaticBounds"]
 
 class BoundsParams(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
-    levels: dict[int, float]
+    levels: dict[int, float]   # the limits: level k at x >= limit (up), <= (down); counters per min
     direction: Literal["up", "down"] = "up"
     counter: bool = False
 

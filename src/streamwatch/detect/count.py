@@ -54,15 +54,15 @@ LN2 = float(np.log(2.0))
 
 class CountParams(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
-    levels: dict[int, float]
+    levels: dict[int, float]   # down: expected events missing; up: evidence in nats (5 ~ x150)
     direction: Literal["up", "down"] = "up"
     ratio: float = Field(default=0.0, ge=0)   # the change tested for; 0 = 0.1 down / 4 up
     window: float = 1800.0                    # half-life of the expected rate
-    warmup: float = 300.0
+    warmup: float = 300.0                     # no judging before the series is this old
     min_events: float = Field(default=5.0, ge=0)   # events learnt before judging
     min_excess: float = Field(default=4.0, ge=0)   # "up": at least this many extra events
     max_fraction: float = Field(default=0.5, gt=0, le=1)  # "down": at most this share observed
-    per: str | None = None
+    per: str | None = None       # exposure: another metric of the stream; default elapsed time
     per_gauge: bool = False      # set by the registry: `per` is a gauge (exposure = value x time)
     ramp: float = 600.0          # a young series learns freely: its ramp-up is normal
     adapt: float = 900.0         # evidence building for longer: learnt as the new normal

@@ -95,9 +95,10 @@ LOG10E = math.log10(math.e)
 class GenericParams(BaseModel):
     """Hyperparameters of the generic profile (all counted in samples, none in seconds)."""
     model_config = ConfigDict(extra="ignore", frozen=True)
+    # score thresholds in (0, 1): 0.99 = about a 1-in-100 event for this series
     levels: dict[int, float] = Field(default_factory=lambda: {3: 0.995, 4: 0.98})
     direction: Literal["both", "up", "down"] = "both"
-    scales: tuple[int, ...] = (1, 8, 64, 256)
+    scales: tuple[int, ...] = (1, 8, 64, 256)          # window lengths tested, in samples
     contrast: float = Field(default=8.0, gt=1.0)       # baseline half-life / window length
     memory: int = Field(default=4096, ge=16)           # half-life of D_k and of the rank histograms
     warmup: int = Field(default=30, ge=1)              # samples scored 0 while learning starts

@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -42,7 +43,8 @@ class Escalator:
     def __init__(self, steps: Sequence[EscalationStep],
                  send: Callable[[str, dict[str, Any]], int],
                  status_of: Callable[[str], str | None],
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time,
+                 record: Callable[[str, dict[str, Any]], None] | None = None) -> None:
         self.policy: dict[str, list[EscalationStep]] = {}
         for step in sorted(steps, key=lambda s: s.after):
             self.policy.setdefault(step.team, []).append(step)
@@ -51,6 +53,8 @@ class Escalator:
         self.clock = clock
         self.watched: dict[str, dict[str, Any]] = {}
         self.sent = 0                       # notifications queued
+        self.record = record                # adds a timeline entry to the incident
+        self.steps: Counter[tuple[str, int, str]] = Counter()   # (team, level, step) fired
         self._store: Store | None = None
 
     def attach(self, store: Store | None) -> None:
@@ -113,6 +117,15 @@ class Escalator:
                                                             "summary", "opened_at")}}
         doc["notified"].append(name)
         queued = self.send(target, payload)
+        if queued:
+            self.steps[(doc["team"], int(doc["level"]), name)] += 1
+        if self.record is not None and queued:   # nobody to notify: logged, not a step taken
+            self.record(doc["incident_id"], {
+                "ts": payload["ts"], "action": "escalated", "by": "streamwatch", "step": name,
+                "notify": target, "note": (
+                    f"level 1: {target} notified at once ({queued} receiver(s))"
+                    if name == IMMEDIATE else f"not acknowledged after {after:g} s: notified "
+                                              f"{target} ({queued} receiver(s))")})
         if not queued:
             log.warning("escalation has no receiver", extra={"notify": target,
                                                              "incident": doc["incident_id"]})

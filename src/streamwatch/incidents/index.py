@@ -63,6 +63,8 @@ class IncidentIndex:
         if inc is None:
             return None
         out = {**inc, "timeline": [*inc["timeline"], entry]}
+        if isinstance(entry.get("false_alarm"), bool):
+            out["false_alarm"] = entry["false_alarm"]
         if entry["action"] == "ack" and out["acked_at"] is None:
             out["acked_at"], out["acked_by"] = entry["ts"], entry.get("by")
             if out["status"] == "open":

@@ -24,12 +24,13 @@ Definitions (all in seconds):
   carries the stream's newest event time). Open incidents are left out.
 - Statistics: `n`, `median` and `p90` with linear interpolation between closest ranks (numpy's
   default, Excel's PERCENTILE.INC); null when `n` is 0.
-- escalations: always 0 - escalation is not implemented yet (the output says so in
-  `escalations_tracked: false`).
-- false alarms: incidents an operator marked as one, by a note (on `/note`, `/ack` or
-  `/resolve`) containing one of the tags `#false-alarm`, `#false_alarm`, `#误报`
-  (case-insensitive), or by a timeline entry carrying `"false_alarm": true` (room for a future
-  structured field). They stay in the timing statistics: they still cost a response.
+- escalations: timeline entries `"action": "escalated"` (incidents/escalate.py writes one per
+  step notified, level 1's immediate command-center notice included); `escalated` counts the
+  incidents that had at least one.
+- false alarms: incidents an operator marked as one, with `"false_alarm": true` on `/ack`,
+  `/note` or `/resolve` (a timeline entry carrying it), or by a note containing one of the tags
+  `#false-alarm`, `#false_alarm`, `#误报` (case-insensitive). They stay in the timing
+  statistics: they still cost a response.
 """
 from __future__ import annotations
 
@@ -69,13 +70,16 @@ def summary(xs: Iterable[float]) -> dict[str, Any]:
 
 
 def is_false_alarm(incident: dict[str, Any]) -> bool:
-    for e in incident.get("timeline") or ():
-        if e.get("false_alarm") is True:
-            return True
+    """The last explicit `false_alarm` mark wins (an operator may take it back); without one,
+    a tagged note marks it."""
+    tagged = False
+    for e in reversed(incident.get("timeline") or ()):
+        if isinstance(e.get("false_alarm"), bool):
+            return bool(e["false_alarm"])
         note = e.get("note")
-        if isinstance(note, str) and any(t in note.lower() for t in FALSE_ALARM_TAGS):
-            return True
-    return False
+        tagged = tagged or (isinstance(note, str)
+                            and any(t in note.lower() for t in FALSE_ALARM_TAGS))
+    return tagged
 
 
 def incident_level(incident: dict[str, Any]) -> int:
@@ -95,6 +99,8 @@ class _Group:
     acked: int = 0
     resolved: int = 0
     false_alarms: int = 0
+    escalations: int = 0
+    escalated: int = 0
     clock_skipped: int = 0
     detect: list[float] = field(default_factory=list)
     ack: list[float] = field(default_factory=list)
@@ -106,6 +112,9 @@ class _Group:
         if status in ("open", "acked", "resolved"):
             setattr(self, str(status), getattr(self, str(status)) + 1)
         self.false_alarms += is_false_alarm(inc)
+        steps = sum(1 for e in inc.get("timeline", ()) if e.get("action") == "escalated")
+        self.escalations += steps
+        self.escalated += steps > 0
         started = float(inc["started_at"])
         anomaly = _num(inc.get("anomaly_started_at"))
         if anomaly is not None:
@@ -123,7 +132,8 @@ class _Group:
     def row(self, **key: Any) -> dict[str, Any]:
         return {**key, "incidents": self.incidents, "open": self.open, "acked": self.acked,
                 "resolved": self.resolved, "false_alarms": self.false_alarms,
-                "escalations": 0, "time_to_detect_s": summary(self.detect),
+                "escalations": self.escalations, "escalated": self.escalated,
+                "time_to_detect_s": summary(self.detect),
                 "time_to_ack_s": summary(self.ack), "time_to_resolve_s": summary(self.resolve),
                 "clock_skipped": self.clock_skipped}
 
@@ -150,7 +160,7 @@ def review(incidents: Iterable[dict[str, Any]], start: float, end: float) -> dic
                  for k in sorted(cells, key=lambda k: (order(k[0]), k[1]))],
         "teams": [teams[t].row(team=t, level=None) for t in sorted(teams, key=order)],
         "total": total.row(team=None, level=None),
-        "escalations_tracked": False,
+        "escalations_tracked": True,
         "notes": {
             "time_to_detect": "first firing event time - anomaly start (earliest signal "
                               "`since`), event time",
@@ -158,9 +168,10 @@ def review(incidents: Iterable[dict[str, Any]], start: float, end: float) -> dic
                            "time live; negative differences skipped, see clock_skipped)",
             "time_to_resolve": "resolved event time - first firing event time",
             "level": "most severe level the incident reached",
-            "escalations": "escalation is not implemented yet: always 0",
-            "false_alarms": "marked by an operator note containing "
-                            + " or ".join(FALSE_ALARM_TAGS),
+            "escalations": "escalation steps notified (timeline entries 'escalated'); "
+                           "escalated = incidents with at least one",
+            "false_alarms": "marked by an operator: false_alarm=true on ack/note/resolve, or "
+                            "a note containing " + " or ".join(FALSE_ALARM_TAGS),
             "percentiles": "linear interpolation between closest ranks",
         },
     }

@@ -27,6 +27,7 @@ class Reason(StrEnum):
     ABSURD_TIMESTAMP = "absurd_timestamp"
     OVERSIZED_LABELS = "oversized_labels"
     EMPTY_NAME = "empty_name"
+    STREAM_LIMIT = "stream_limit"          # a new stream while ingest.max_streams are tracked
 
 
 @dataclass(slots=True)
@@ -97,3 +98,6 @@ class Limits:
     max_label_len: int = 128
     future_skew_s: float = 300.0
     min_ts: float = 946684800.0            # 2000-01-01T00:00:00Z
+    # streams tracked at most; a sample of a new stream beyond is rejected (ingest/newnames.py).
+    # None: no limit (replay of a file)
+    max_streams: int | None = None

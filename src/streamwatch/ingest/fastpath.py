@@ -6,45 +6,38 @@ the stream and metric ids of the pipeline's interning with the Batch, so no name
 per sample downstream. Lines the scanner marks SLOW - and fast lines breaking a range rule, so
 the exact parser words the rejection - are parsed by `parse.parse_ndjson` as a block, and the
 two parts are merged back in line order.
+
+A name neither has seen gets a provisional id; `commit` (ingest/newnames.py) interns the names of
+the accepted samples, under the stream limit. `parse_ndjson` commits before it returns, unless
+given a `staging` - then the caller commits once the whole body is parsed (api/samples.py).
 """
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Literal
 
 import numpy as np
 import orjson
 
-from streamwatch.ingest.names import Names
+from streamwatch.ingest.names import PROVISIONAL, Names, NameView
 from streamwatch.ingest.batch import Batch, Limits, ParseResult
+from streamwatch.ingest.newnames import Staging, commit
 from streamwatch.ingest.parse import parse_ndjson
 from streamwatch.ingest.scan import FAST, SLOW, scan
 
-__all__ = ["Interned", "NameView", "LazyLabels"]
+__all__ = ["Interned", "NameView", "LazyLabels", "Staging"]
+
+log = logging.getLogger("streamwatch.ingest")
 
 
-class NameView(Sequence[str]):
-    """The names of a batch as a read-only sequence over ids: no list built unless asked for."""
-    __slots__ = ("_ids", "_names")
-
-    def __init__(self, ids: np.ndarray, names: list[str]) -> None:
-        self._ids = ids
-        self._names = names
-
-    def __len__(self) -> int:
-        return len(self._ids)
-
-    def __getitem__(self, i):  # type: ignore[no-untyped-def, override]
-        if isinstance(i, slice):
-            return NameView(self._ids[i], self._names)
-        return self._names[self._ids[i]]
-
-    def __iter__(self) -> Iterator[str]:
-        names = self._names
-        return (names[i] for i in self._ids.tolist())
-
-    def __eq__(self, other: object) -> bool:
-        return list(self) == list(other) if isinstance(other, Sequence) else NotImplemented
+def _is_utf8(data: bytes) -> bool:
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 class LazyLabels(Sequence[dict[str, str] | None]):
@@ -63,24 +56,39 @@ class LazyLabels(Sequence[dict[str, str] | None]):
         a = int(self._a[k])
         return None if a < 0 else orjson.loads(self._data[a:int(self._b[k])])
 
+    def take(self, idx: np.ndarray) -> LazyLabels:
+        """The labels at positions `idx`, still undecoded."""
+        return LazyLabels(self._data, self._a[idx], self._b[idx])
+
 
 @dataclass
 class Interned:
     """The parse stage bound to a pipeline's name interning."""
     streams: Names
     metrics: Names
+    _after: tuple[int, int] = field(default=(0, 0), repr=False)  # sizes after the last commit
 
     def parse_ndjson(self, data: bytes, *, now: float, limits: Limits = Limits(),
-                     first_line: int = 1) -> ParseResult:
+                     first_line: int = 1, staging: Staging | None = None) -> ParseResult:
+        """With `staging`, new names keep provisional ids (shared by every call given the same
+        staging) and the caller must `commit`; without, the result comes committed."""
+        st = staging if staging is not None else Staging()
+        if not data.isascii() and not _is_utf8(data):
+            # the scanner passes any byte >= 0x80 inside a string, so a label with invalid UTF-8
+            # would be accepted and fail when read; the exact parser names such lines instead
+            res = parse_ndjson(data, now=now, limits=limits, first_line=first_line)
+            return res if staging is not None else self.commit(res, st, limits)
         buf = np.frombuffer(data, np.uint8)
         r = scan(buf, self.streams, self.metrics, limits.max_labels, limits.max_label_len)
         status = r.status
         fast = status == FAST
-        self._resolve_new_names(data, r, fast)
+        self._resolve_new_names(data, r, fast, st)
         fast &= (r.sid >= 0) & (r.mid >= 0)     # (ids are only meaningful on FAST lines)
         # range rules: a breaking line goes to the exact parser, which words the rejection
-        counter = self._counter_flags()
+        counter = self._counter_flags(st)
         mid = np.where(fast, r.mid, 0)
+        if st.metrics.names:                    # provisional ids index after the interned ones
+            mid = np.where(mid >= PROVISIONAL, mid - PROVISIONAL + len(self.metrics), mid)
         bad = fast & ((r.ts < limits.min_ts) | (r.ts > now + limits.future_skew_s)
                       | ((r.value < 0) & counter[mid]))
         fast &= ~bad
@@ -96,7 +104,7 @@ class Interned:
             block = b"\n".join(data[a:b] for a, b in zip(r.line_a[si].tolist(),
                                                           r.line_b[si].tolist()))
             res = parse_ndjson(block, now=now, limits=limits, first_line=1)
-            if res.fatal is not None:
+            if res.fatal is not None:           # (the exact parser never has one for NDJSON)
                 res.fatal.position = int(lines[si][res.fatal.position - 1])
                 return ParseResult(Batch.empty(), [], res.fatal)
             for rej in res.rejections:
@@ -104,8 +112,8 @@ class Interned:
             rejections = res.rejections
             sb = res.batch
             if len(sb):
-                sids = np.concatenate([sids, self.streams.lookup(list(sb.streams))])
-                mids = np.concatenate([mids, self.metrics.lookup(list(sb.metrics))])
+                sids = np.concatenate([sids, st.streams.ids(sb.streams, self.streams)])
+                mids = np.concatenate([mids, st.metrics.ids(sb.metrics, self.metrics)])
                 ts = np.concatenate([ts, sb.ts])
                 values = np.concatenate([values, sb.values])
                 positions = np.concatenate([positions, lines[si][sb.positions - 1]])
@@ -114,16 +122,45 @@ class Interned:
                 sids, mids, ts, values, positions = (a[order] for a in (sids, mids, ts, values,
                                                                         positions))
                 labels = [labels[i] for i in order.tolist()]
-        batch = Batch(NameView(sids, self.streams.names), NameView(mids, self.metrics.names),  # type: ignore[arg-type]
+        batch = Batch(NameView(sids, self.streams.names, st.streams.names),  # type: ignore[arg-type]
+                      NameView(mids, self.metrics.names, st.metrics.names),  # type: ignore[arg-type]
                       ts, values, labels, positions, sids, mids)  # type: ignore[arg-type]
         lines_seen = r.n - (1 if len(data) and data[-1:] != b"\n" else 0)
-        return ParseResult(batch, rejections, lines=lines_seen)
+        result = ParseResult(batch, rejections, lines=lines_seen)
+        return result if staging is not None else self.commit(result, st, limits)
 
-    def _resolve_new_names(self, data: bytes, r, fast: np.ndarray) -> None:  # type: ignore[no-untyped-def]
-        """First sight of a name: give it an id. One Python step per *distinct* new name (found
-        by the scanner's hash), then every line carrying it gets the id."""
-        for ids, hashes, starts, ends, names in ((r.sid, r.sh, r.ss, r.se, self.streams),
-                                                 (r.mid, r.mh, r.ms, r.me, self.metrics)):
+    # -- new names (ingest/newnames.py) ------------------------------------------------------
+    def commit(self, result: ParseResult, staging: Staging | None = None,
+               limits: Limits = Limits(), kind: Literal["index", "line"] = "line"
+               ) -> ParseResult:
+        """Intern the new names of the result's accepted samples, under `limits.max_streams`;
+        run it right before the batch is queued, and `rollback(mark)` if the queue refuses."""
+        out = commit(result, staging, self.streams, self.metrics, limits, kind)
+        self._after = (len(self.streams), len(self.metrics))
+        return out
+
+    def mark(self) -> tuple[int, int]:
+        """The interning's size now, for `rollback`."""
+        return len(self.streams), len(self.metrics)
+
+    def rollback(self, mark: tuple[int, int]) -> bool:
+        """Forget the names the last commit interned (its batch was refused). Only if nothing
+        was interned since: else the names may be in use, and stay (logged); False then."""
+        if (len(self.streams), len(self.metrics)) != self._after:
+            log.warning("new names not rolled back: others were interned since",
+                        extra={"streams": len(self.streams), "mark": mark[0]})
+            return False
+        self.streams.truncate(mark[0])
+        self.metrics.truncate(mark[1])
+        self._after = mark
+        return True
+
+    def _resolve_new_names(self, data: bytes, r, fast: np.ndarray,  # type: ignore[no-untyped-def]
+                           st: Staging) -> None:
+        """First sight of a name: a provisional id. One Python step per *distinct* new name
+        (found by the scanner's hash), then every line carrying it gets the id."""
+        for ids, hashes, starts, ends, pending in ((r.sid, r.sh, r.ss, r.se, st.streams),
+                                                   (r.mid, r.mh, r.ms, r.me, st.metrics)):
             todo = np.flatnonzero(fast & (ids == -1))
             if not len(todo):
                 continue
@@ -131,12 +168,13 @@ class Interned:
             got = np.empty(len(uniq), np.int64)
             for k, i in enumerate(todo[first].tolist()):
                 try:
-                    got[k] = names.intern(data[starts[i]:ends[i]].decode("utf-8"))
+                    got[k] = pending.add(data[starts[i]:ends[i]].decode("utf-8"))
                 except UnicodeDecodeError:
                     got[k] = -3                       # the exact parser will say why
             ids[todo] = got[inverse.reshape(-1)]
 
-    def _counter_flags(self) -> np.ndarray:
-        names = self.metrics.names
+    def _counter_flags(self, st: Staging) -> np.ndarray:
+        """Counter or not, per metric id: the interned ones, then the provisional ones."""
+        names = self.metrics.names + st.metrics.names if st.metrics.names else self.metrics.names
         return np.array([m.endswith("_total") or m == "live" for m in names] or [False],
                         np.bool_)

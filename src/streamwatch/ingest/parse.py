@@ -15,6 +15,9 @@ Decisions the contract leaves open:
 - a `ts` string must be RFC 3339 *with* a zone (`Z` or `±hh:mm`): a zoneless time is ambiguous;
 - `"labels": null` means no labels; a counter is a metric ending in `_total`, plus `live`;
 - each sample gets at most one rejection: the first rule it breaks, structural rules first;
+- a lone surrogate escape in a name or label (`"\\ud800"`: valid JSON, but no text) is WRONG_TYPE;
+  a number literal past 4000 digits is read as ±inf (NON_FINITE); nesting too deep to read is,
+  like bad UTF-8, not JSON (MALFORMED);
 - an NDJSON line that is not JSON is a per-line MALFORMED rejection, never `fatal`: the HTTP API
   refuses a body that has any, while replay skips them and counts them. In a JSON array a syntax
   error anywhere is `fatal` (nothing after it can be trusted to be where it seems).
@@ -56,6 +59,13 @@ _ARRAY_START = re.compile(rb"(?:\xef\xbb\xbf)?[ \t\r\n]*\[")
 _RFC3339_SHAPE = r"^\d{4}-\d\d-\d\d[Tt ]\d\d:\d\d:\d\d(\.\d+)?([Zz]|[+-]\d\d:\d\d)$"
 _RFC3339 = re.compile(
     r"(\d{4})-(\d\d)-(\d\d)[Tt ](\d\d):(\d\d):(\d\d)(\.\d+)?(?:([Zz])|([+-])(\d\d):(\d\d))")
+# What a decode of hostile bytes can raise besides msgspec's own errors: msgspec lets invalid
+# UTF-8 inside a string surface as UnicodeDecodeError, and nesting past the interpreter's
+# recursion limit as RecursionError (found by tests/api/test_fuzz.py: each was a 500)
+_DECODE_ERRORS = (msgspec.ValidationError, msgspec.DecodeError, UnicodeDecodeError, RecursionError)
+_TOO_DEEP = "JSON nested too deeply to read"
+# a `\uD800`-`\uDFFF` escape: the only way a lone surrogate (no UTF-8 for it) gets into a name
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89abcdefABCDEF]")
 
 
 @lru_cache(maxsize=16)
@@ -87,6 +97,28 @@ def rfc3339_to_unix(text: str) -> float | None:
     except ValueError:
         return None
     return dt.timestamp() + (float(frac) if frac else 0.0)
+
+
+def _json_int(text: str) -> int | float:
+    """The stdlib's int(), except that a literal longer than Python converts (4300 digits) is
+    the float it overflows to (±inf: rejected per sample as non-finite, not a crash)."""
+    return int(text) if len(text) < 4000 else float(text)
+
+
+def _unpaired(item: Any) -> tuple[str, Reason, str] | None:
+    """A verdict on a sample whose names or labels hold a lone surrogate (`"\\ud800"`, valid
+    JSON but no Unicode text: it cannot be encoded, stored or sent on), else None."""
+    labels = item.labels or {}
+    for key, texts in (("stream", (item.stream,)), ("metric", (item.metric,)),
+                       ("labels", (*labels, *labels.values()))):
+        for text in texts:
+            if not text.isascii():
+                try:
+                    text.encode("utf-8")
+                except UnicodeEncodeError:
+                    return (key, Reason.WRONG_TYPE,
+                            f"expected text, got a lone surrogate escape in {text[:40]!r}")
+    return None
 
 
 def _spell(x: float) -> str:
@@ -169,11 +201,13 @@ def _syntax_error(err: json.JSONDecodeError, with_line: bool) -> tuple[str, str]
 
 def _from_line(line: bytes, pos: int, struct: type, limits: Limits) -> Any:
     try:
-        obj = json.loads(line.decode("utf-8"))
+        obj = json.loads(line.decode("utf-8"), parse_int=_json_int)
     except UnicodeDecodeError:
         return Rejection(pos, "line", "", Reason.MALFORMED, "line is not UTF-8")
     except json.JSONDecodeError as e:
         return Rejection(pos, "line", "", Reason.MALFORMED, _syntax_error(e, False)[1])
+    except RecursionError:
+        return Rejection(pos, "line", "", Reason.MALFORMED, _TOO_DEEP)
     return _from_obj(obj, pos, "line", struct, limits)
 
 
@@ -194,6 +228,7 @@ class _Sink:
         self.labels: list[dict[str, str] | None] = []
         self.arrays: list[tuple[Floats, Floats, Ints]] = []
         self.rejections: list[Rejection] = []
+        self.check_text = False            # set when the input has a surrogate escape
 
     def add(self, items: list[Any], positions: Ints, slow: list[Rejection] | None = None) -> None:
         n, lim = len(items), self.limits
@@ -207,6 +242,11 @@ class _Sink:
                 if isinstance(items[i].ts, str):
                     why[i] = _string_number(items[i].ts, "ts")
         ok = np.isfinite(values) & (ts >= lim.min_ts) & (ts <= self.now + lim.future_skew_s)
+        if self.check_text:
+            for i, item in enumerate(items):
+                bad = _unpaired(item)
+                if bad is not None:
+                    why[i] = bad
         for i in np.flatnonzero(ok & (values < 0)).tolist():
             m = items[i].metric
             if m.endswith("_total") or m == "live":
@@ -273,6 +313,7 @@ def parse_ndjson(data: bytes, *, now: float, limits: Limits = Limits(),
         return ParseResult(Batch.empty(), [])
     struct, dec, _ = _codecs(limits)
     sink = _Sink(now, limits, "line", b"labels" in data or b"\\u" in data)
+    sink.check_text = _SURROGATE_ESCAPE.search(data) is not None
     buf = np.frombuffer(data, np.uint8)
     ends = np.flatnonzero(buf == 0x0A) + 1                           # offset after each line
     if data[-1] != 0x0A:                                            # no final line feed
@@ -289,7 +330,7 @@ def parse_ndjson(data: bytes, *, now: float, limits: Limits = Limits(),
             end = int(ends[j])
             try:
                 items = dec.decode_lines(view[start:end])
-            except (msgspec.ValidationError, msgspec.DecodeError):
+            except _DECODE_ERRORS:
                 items = None
             if items is not None and len(items) == j - k + 1 and framed[k:j + 1].all():
                 sink.add(items, np.arange(first_line + k, first_line + j + 1, dtype=np.int64))
@@ -308,7 +349,7 @@ def _decode_tolerant(data: bytes, dec: msgspec.json.Decoder, struct: type, limit
     items: list[Any] = []
     at: list[int] = []                     # 0-based line of each item
     rejected: list[Rejection] = []
-    decode, errors = dec.decode, (msgspec.ValidationError, msgspec.DecodeError)
+    decode, errors = dec.decode, _DECODE_ERRORS
     keep, mark = items.append, at.append
     for i, line in enumerate(data.split(b"\n")):
         try:
@@ -331,22 +372,26 @@ def parse_json_array(data: bytes, *, now: float, limits: Limits = Limits()) -> P
         data = data[3:]
     struct, _, dec = _codecs(limits)
     sink = _Sink(now, limits, "index", b"labels" in data or b"\\u" in data)
+    sink.check_text = _SURROGATE_ESCAPE.search(data) is not None
     with _gc_paused():
         try:
             items = dec.decode(data)
+        except _DECODE_ERRORS:
+            pass
+        else:
             sink.add(items, np.arange(len(items), dtype=np.int64))
             return sink.result()
-        except (msgspec.ValidationError, msgspec.DecodeError):
-            pass
         try:
             objs = msgspec.json.decode(data)
-        except (msgspec.ValidationError, msgspec.DecodeError):  # NaN literals, 1e999, broken JSON
+        except _DECODE_ERRORS:          # NaN literals, 1e999, broken JSON, bad UTF-8, too deep
             try:
-                objs = json.loads(data.decode("utf-8"))
+                objs = json.loads(data.decode("utf-8"), parse_int=_json_int)
             except UnicodeDecodeError as e:
                 return _fatal(data.count(b"\n", 0, e.start) + 1, "", "body is not UTF-8")
             except json.JSONDecodeError as e:
                 return _fatal(e.lineno, *_syntax_error(e, True))
+            except RecursionError:
+                return _fatal(1, "", _TOO_DEEP)
         if not isinstance(objs, list):
             return _fatal(1, "", f"expected a JSON array of samples, got {_jtype(objs)}")
         found, at, slow = [], [], []

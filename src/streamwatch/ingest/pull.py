@@ -19,6 +19,7 @@ import asyncio
 import logging
 import math
 import random
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -27,7 +28,7 @@ import httpx
 import numpy as np
 
 from streamwatch.config.schema import SourceSettings
-from streamwatch.ingest.batch import Batch
+from streamwatch.ingest.batch import Batch, ParseResult
 from streamwatch.ingest.sources import (JsonMapping, Polled, PollError, PrometheusRates, fetch,
                                         parse_selector, prometheus_samples, room_stats_samples,
                                         samples_body, source_problems)
@@ -161,13 +162,20 @@ class SourceRunner:
             if wait > 0:
                 await self.sleep(wait)
             now = self.clock()
-            batch = samples_to_batch(samples)
-            self._succeeded(now, Polled(batch))
-            await self._hand_over(batch)
+            polled = self._admit(samples_to_batch(samples))
+            self._succeeded(now, polled)
+            await self._hand_over(polled.batch)
             self._watch()
         self.state.state = "ended"
         log.info("simulator session ended", extra={"source": self.s.name,
                                                    "samples": self.state.samples})
+
+    def _admit(self, batch: Batch) -> Polled:
+        """The simulator's trusted dicts skip validation, not the stream limit: their names are
+        interned here, as a parse would (ingest/newnames.py)."""
+        res = self.service.parser.commit(ParseResult(batch, []), None, self.service.limits,
+                                         "index")
+        return Polled(res.batch, Counter(r.reason.value for r in res.rejections))
 
     # -- hand-over --------------------------------------------------------------------------
     async def _hand_over(self, batch: Batch) -> None:

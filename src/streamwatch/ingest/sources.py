@@ -221,6 +221,8 @@ def samples_body(service: Any, body: bytes, now: float) -> Polled:
     limits: Limits = service.limits
     if _ARRAY_START.match(body):
         res = parse_json_array(body, now=now, limits=limits)
+        # names interned now, under the stream limit, as parse_ndjson does (ingest/newnames.py)
+        res = service.parser.commit(res, None, limits, "index") if res.fatal is None else res
     else:
         res = service.parser.parse_ndjson(body, now=now, limits=limits)
     if res.fatal is not None:

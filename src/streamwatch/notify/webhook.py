@@ -39,7 +39,7 @@ import random
 import secrets
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -47,6 +47,7 @@ import httpx
 import orjson
 
 from streamwatch import __version__
+from streamwatch.config.routing import Receiver
 from streamwatch.config.schema import WebhookSettings
 from streamwatch.notify.alertmanager import build_payload
 from streamwatch.notify.log import LoggedEvent
@@ -106,8 +107,11 @@ class Webhook:
     delivered: int = 0
     last_error: str | None = None
     last_delivered_at: float | None = None
+    routed: bool = False          # a config/routing.toml receiver (incidents/route.py)
 
     def matches(self, event: dict[str, Any]) -> bool:
+        if self.routed:                    # hears only what the routing tree sends it
+            return False
         if self.min_level is not None and event["level"] > self.min_level:
             return False
         return self.teams is None or event["team"] in self.teams
@@ -125,7 +129,7 @@ class Webhook:
 
     def public(self, pending: int = 0) -> dict[str, Any]:
         """As the API lists it: never the secret."""
-        return {"id": self.id, "url": self.url, "format": self.format,
+        return {"id": self.id, "url": self.url, "format": self.format, "routed": self.routed,
                 "min_level": self.min_level, "teams": list(self.teams) if self.teams else None,
                 "created_at": self.created_at, "delivered": self.delivered,
                 "pending": pending, "last_error": self.last_error,
@@ -314,15 +318,47 @@ class WebhookDispatcher:
         if new or dead:
             self._write(new, dead)
 
+    def configure(self, receivers: list[Receiver], env: Mapping[str, str]) -> None:
+        """The receivers of config/routing.toml as webhooks (id = name) that hear only what the
+        routing tree sends them (`deliver`), not every event; before `attach`, so their
+        pending deliveries are restored. Not stored: config/ is their source."""
+        for r in receivers:
+            secret = env.get(r.secret_env, "") if r.secret_env else ""
+            hook = Webhook(id=r.name, url=r.url, format=r.format,
+                           secret=secret or secrets.token_urlsafe(32),
+                           created_at=self.clock(), routed=True)
+            self._lanes[hook.id] = _Lane(hook)
+
+    def deliver(self, target: str, event: dict[str, Any], key: str) -> int:
+        """Queue alert `event` for receiver `target` ("command": every webhook subscribed to
+        the command team), Idempotency-Key "{target}:{key}"; how many were queued."""
+        lanes = self._targets(target)
+        new, dead = [], []
+        for lane in lanes:
+            d = Delivery(key=f"{lane.hook.id}:{key}", webhook_id=lane.hook.id, event=event,
+                         body=self._body(lane.hook, event))
+            if len(lane.queue) >= self.settings.max_pending:
+                dead.append(self._dead(lane.hook, d, f"queue full "
+                                                     f"({self.settings.max_pending} pending)"))
+                continue
+            lane.queue.append(d)
+            new.append((d.key, lane.hook.id, d.event))
+            lane.wake.set()
+        if new or dead:
+            self._write(new, dead)
+        return len(new)
+
+    def _targets(self, target: str) -> list[_Lane]:
+        if target == "command":
+            return [ln for ln in self._lanes.values()
+                    if ln.hook.teams and "command" in ln.hook.teams]
+        return [ln for ln in (self._lanes.get(target),) if ln is not None]
+
     def send(self, target: str, payload: dict[str, Any]) -> int:
         """Queue a notification that is not an alert event (an escalation, incidents/
         escalate.py: `payload["id"]` makes the Idempotency-Key) to webhook `target`, or to every
         webhook subscribed to the command team for "command"; how many were queued."""
-        if target == "command":
-            lanes = [ln for ln in self._lanes.values()
-                     if ln.hook.teams and "command" in ln.hook.teams]
-        else:
-            lanes = [ln for ln in (self._lanes.get(target),) if ln is not None]
+        lanes = self._targets(target)
         new = []
         for lane in lanes:
             d = Delivery(key=f"{lane.hook.id}:{payload['id']}", webhook_id=lane.hook.id,

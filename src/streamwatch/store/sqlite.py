@@ -90,6 +90,8 @@ def _hint(path: str, exc: BaseException) -> str:
     elif "not a database" in text or "malformed" in text or "corrupt" in text:
         why = ("not a SQLite database or corrupt; move it away to start afresh, or restore "
                "a backup")
+    elif "full" in text:
+        why = "full (no space left on the disk, or the file's page limit reached)"
     elif "readonly" in text or "unable to open" in text or "disk" in text:
         why = "cannot be written (permissions, full or read-only disk?)"
     else:
@@ -101,7 +103,8 @@ class SqliteStore:
     """See the module notes. `path` ":memory:" gives a private in-memory store (tests, demo)."""
 
     def __init__(self, path: str | Path, *, synchronous: Literal["FULL", "NORMAL"] = "FULL",
-                 busy_timeout: float = 0.2) -> None:
+                 busy_timeout: float = 0.2, max_pages: int | None = None) -> None:
+        """`max_pages`: test-facing, see `limit_pages`."""
         self.path = str(path)
         try:
             self._db = sqlite3.connect(self.path, timeout=busy_timeout, isolation_level=None)
@@ -115,6 +118,9 @@ class SqliteStore:
                                  f"(journal_mode is {mode!r})")
             self._db.execute(f"PRAGMA synchronous = {synchronous}")
             self._migrate()
+            self._pages_default = int(self._db.execute("PRAGMA max_page_count").fetchone()[0])
+            if max_pages is not None:
+                self.limit_pages(max_pages)
         except sqlite3.Error as exc:
             self._db.close()
             raise StoreError(_hint(self.path, exc)) from exc
@@ -323,6 +329,19 @@ class SqliteStore:
     def load_escalations(self) -> list[dict[str, Any]]:
         return [orjson.loads(r[0]) for r in self._read(
             "SELECT doc FROM escalations ORDER BY incident_id")]
+
+    def limit_pages(self, pages: int | None) -> int:
+        """Test-facing: cap the file at `pages` pages (SQLite's `PRAGMA max_page_count`, never
+        below the file's current size, so 0 means "full now"); None lifts the cap. Writes that
+        need more pages then fail with SQLite's own "database or disk is full" (SQLITE_FULL),
+        the same error path as a full disk, without filling one - tests/store/test_store_full.py
+        and benchmarks/faults.py use it. Per connection, not kept in the file: a restart has no
+        cap. Returns the cap in force. Call it on the store's thread, like every method."""
+        n = self._pages_default if pages is None else max(1, int(pages))   # 0 would only ask
+        try:
+            return int(self._db.execute(f"PRAGMA max_page_count = {n}").fetchone()[0])
+        except sqlite3.Error as exc:
+            raise StoreError(_hint(self.path, exc)) from exc
 
     def close(self) -> None:
         try:

@@ -1,0 +1,145 @@
+"""Checkpointer: the service's policy around the sample journal (store/journal.py).
+
+- Every batch the consumer takes is logged (fsync'ed) before it is processed; its pushers are
+  answered only then. A manual resolve is logged too, in its place among the batches: it changes
+  the pipeline's incident state and takes an event id, so a replay without it would drift.
+- When a log write fails (disk full, I/O error) the journal is *broken*: continuity is lost, so
+  nothing more is appended - pushes are answered 503 ("not stored; retry"), detection and the
+  feed go on - until a checkpoint succeeds, which covers everything processed meanwhile and
+  starts a fresh log. Checkpoints are attempted with back-off while broken.
+- A checkpoint is taken every `interval` seconds or `max_bytes` of log, only when the store
+  has nothing pending (else a crash could lose events the checkpoint says were emitted), and at
+  a clean stop, so a normal restart replays nothing.
+Blocking file work runs in a worker thread; the pipeline is pickled on the loop thread, where
+it is consistent.
+"""
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from streamwatch import __version__
+from streamwatch.config.load import Config
+from streamwatch.ingest.batch import Batch
+from streamwatch.store.base import StoreError
+from streamwatch.store.journal import JOURNAL_DIR, Journal, Recovery
+
+__all__ = ["Checkpointer", "fingerprint"]
+
+log = logging.getLogger("streamwatch.checkpoint")
+
+_RETRY_MAX_S = 30.0
+
+
+def fingerprint(config: Config) -> str:
+    """What a checkpoint must have been written with to be reused: the same detectors."""
+    text = repr((__version__, [r.model_dump_json() for r in config.rules],
+                 config.pipeline_settings()))
+    return f"{__version__}:{hashlib.sha256(text.encode()).hexdigest()[:16]}"
+
+
+class Checkpointer:
+    def __init__(self, data_dir: str | Path, config: Config, *, interval: float = 60.0,
+                 max_bytes: int = 256 << 20, clock: Callable[[], float] = time.monotonic
+                 ) -> None:
+        self.journal = Journal(Path(data_dir) / JOURNAL_DIR, fingerprint(config))
+        self.interval = interval
+        self.max_bytes = max_bytes
+        self.clock = clock
+        self.healthy = False          # appends allowed (a checkpoint has been written)
+        self.error: str | None = None
+        self.last_at = clock()
+        self._retry_at = 0.0
+        self._backoff = 0.0
+        self.checkpoints = 0
+        self.logged_samples = 0
+        self.write_errors = 0
+        self.replayed_samples = 0
+
+    def recover(self) -> Recovery:
+        rec = self.journal.recover()
+        if rec.stale:
+            log.warning("journal checkpoint not used: detectors re-learn", extra={
+                "reason": rec.stale, "journal": str(self.journal.dir)})
+        return rec
+
+    async def log(self, batches: list[Batch]) -> bool:
+        """Log `batches` durably; False when the journal is broken (or breaks now)."""
+        if not self.healthy:
+            return False
+        try:
+            await asyncio.to_thread(self.journal.append, batches)
+        except StoreError as exc:
+            self._broke(exc)
+            return False
+        self.logged_samples += sum(len(b) for b in batches)
+        return True
+
+    async def log_close(self, incident_id: str, ts: float, by: str) -> bool:
+        if not self.healthy:
+            return False
+        try:
+            await asyncio.to_thread(self.journal.append_close, incident_id, ts, by)
+        except StoreError as exc:
+            self._broke(exc)
+            return False
+        return True
+
+    def due(self, store_clean: bool) -> bool:
+        if not store_clean:
+            return False
+        if not self.healthy:
+            return self.clock() >= self._retry_at
+        return (self.journal.seq > self.journal.checkpoint_seq
+                and (self.clock() - self.last_at >= self.interval
+                     or self.journal.bytes_since_checkpoint >= self.max_bytes))
+
+    async def checkpoint(self, state: Any) -> bool:
+        """Write `state` (the pipeline, pickled now, on this thread) as the new checkpoint."""
+        t0 = time.perf_counter()
+        try:
+            blob = self.journal.dumps(state)
+            await asyncio.to_thread(self.journal.checkpoint, blob)
+        except (StoreError, OSError) as exc:
+            self.write_errors += 1
+            self._backoff = min(_RETRY_MAX_S, max(0.5, self._backoff * 2))
+            self._retry_at = self.clock() + self._backoff
+            self.error = str(exc)
+            log.error("journal checkpoint failed; pushes answer 503 until it succeeds",
+                      extra={"error": str(exc), "retry_in_s": self._backoff})
+            self.healthy = False
+            return False
+        if not self.healthy and self.checkpoints:
+            log.info("journal writable again")
+        self.healthy, self.error, self._backoff = True, None, 0.0
+        self.last_at = self.clock()
+        self.checkpoints += 1
+        log.debug("checkpoint written", extra={"bytes": len(blob),
+                                               "seconds": round(time.perf_counter() - t0, 4)})
+        return True
+
+    def checkpoint_now(self, state: Any) -> bool:
+        """The same, blocking: for a clean stop."""
+        try:
+            self.journal.checkpoint(self.journal.dumps(state))
+        except (StoreError, OSError) as exc:
+            log.error("final checkpoint failed: the journal will be replayed at start",
+                      extra={"error": str(exc)})
+            return False
+        return True
+
+    def _broke(self, exc: StoreError) -> None:
+        self.write_errors += 1
+        self.healthy = False
+        self.error = str(exc)
+        self._retry_at = self.clock()
+        log.error("journal write failed: samples are still detected but pushes answer 503 "
+                  "until a checkpoint succeeds", extra={"error": str(exc)})
+
+    def close(self) -> None:
+        self.journal.close()

@@ -1,0 +1,246 @@
+"""The sample journal: what makes "202 Accepted" mean "will be detected, even after kill -9".
+
+Detection state lives in memory (numpy arrays in the pipeline). Instead of writing it on every
+batch, the service keeps the classic pair of a streaming system:
+
+- a write-ahead log of every accepted batch, appended and fsync'ed *before* the batch is
+  processed and before its sender is answered (`append`), and
+- a checkpoint: the whole pipeline pickled, with the sequence number of the last batch it has
+  seen (`checkpoint`), written every minute or so - after which the log before it is deleted.
+
+After a crash, `recover` gives back the checkpoint and the batches logged after it; replaying
+them through the pipeline (which is deterministic on event time) rebuilds exactly the state the
+service had, and regenerates the alert events it had not yet stored (service.py skips those it
+had). Without the log, samples queued or processed but not yet reflected in the store were lost at
+kill -9 although their sender had been told they were accepted.
+
+Format: segment files `seg-<first seq>.log` of records
+`magic u32 | payload length u32 | crc32 u32 | seq u64 | payload` (little endian). A crash can
+leave a torn record at the tail: recovery stops at the first record whose header, length or
+CRC is wrong and truncates the file there (those bytes were never fsync'ed, so their sender was
+never answered). The checkpoint is written to a temporary file, fsync'ed and renamed over the
+old one, so there is always one whole checkpoint or none. It is a pickle: the data dir must be
+trusted like config/ (it is ours alone to write). Its `fingerprint` (version + detector rules)
+must match the running configuration, or it is not used (the detectors would not be the same).
+
+Sample labels are not logged: detection never reads them.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import pickle
+import struct
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import numpy as np
+
+from streamwatch.ingest.batch import Batch
+from streamwatch.ingest.fastpath import NameView
+from streamwatch.store.base import StoreError
+
+__all__ = ["Journal", "Recovery", "Close", "encode_batch", "decode_entry", "JOURNAL_DIR"]
+
+log = logging.getLogger("streamwatch.journal")
+
+JOURNAL_DIR = "journal"
+_CHECKPOINT = "checkpoint.pickle"
+_MAGIC = 0x5357_4A31            # "SWJ1"
+_HEAD = struct.Struct("<IIIQ")
+_PAYLOAD_MAX = 1 << 30
+
+
+def _factorize(names: Any) -> tuple[list[str], np.ndarray]:
+    """(distinct names, index of each sample's name): small to write, cheap to read back."""
+    if isinstance(names, NameView):
+        uniq, idx = np.unique(names._ids, return_inverse=True)  # noqa: SLF001 - same package
+        table = names._names                                     # noqa: SLF001
+        return [table[i] for i in uniq.tolist()], idx.astype(np.int32)
+    seen: dict[str, int] = {}
+    idx = np.fromiter((seen.setdefault(n, len(seen)) for n in names), np.int32, len(names))
+    return list(seen), idx
+
+
+def encode_batch(batch: Batch) -> bytes:
+    streams, si = _factorize(batch.streams)
+    metrics, mi = _factorize(batch.metrics)
+    return msgspec.msgpack.encode([
+        streams, si.tobytes(), metrics, mi.tobytes(),
+        np.ascontiguousarray(batch.ts, np.float64).tobytes(),
+        np.ascontiguousarray(batch.values, np.float64).tobytes()])
+
+
+def decode_entry(payload: bytes) -> Batch | Close:
+    doc = msgspec.msgpack.decode(payload)
+    if doc[0] == "close":
+        return Close(str(doc[1]), float(doc[2]), str(doc[3]))
+    streams, si, metrics, mi, ts, values = doc
+    s_idx = np.frombuffer(si, np.int32)
+    m_idx = np.frombuffer(mi, np.int32)
+    n = len(s_idx)
+    return Batch([streams[i] for i in s_idx.tolist()], [metrics[i] for i in m_idx.tolist()],
+                 np.frombuffer(ts, np.float64).copy(), np.frombuffer(values, np.float64).copy(),
+                 [None] * n, np.arange(1, n + 1, dtype=np.int64))
+
+
+@dataclass(frozen=True, slots=True)
+class Close:
+    """A manual resolve, logged in its place among the batches (it takes an event id)."""
+    incident_id: str
+    ts: float
+    by: str
+
+
+@dataclass
+class Recovery:
+    """What `recover` found: the newest checkpoint (None: none usable) and the entries after it."""
+    state: Any = None
+    seq: int = 0                               # last entry the checkpoint includes
+    entries: list[tuple[int, Batch | Close]] = field(default_factory=list)
+    torn_bytes: int = 0                        # bytes cut off a torn tail
+    stale: str | None = None                   # why a checkpoint was found but not used
+
+
+class Journal:
+    """Append-only, fsync'ed log of batches plus periodic checkpoints, in `directory`.
+    One writer (the service's consumer) calls it from one thread at a time."""
+
+    def __init__(self, directory: str | Path, fingerprint: str, *, sync: bool = True) -> None:
+        self.dir = Path(directory)
+        self.fingerprint = fingerprint
+        self.sync = sync
+        self.seq = 0                           # last sequence number written
+        self.checkpoint_seq = 0
+        self.bytes_since_checkpoint = 0
+        self._file: Any = None
+        try:
+            self.dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(f"journal dir {self.dir}: cannot be created ({exc})") from exc
+
+    # -- recovery ---------------------------------------------------------------------------
+    def recover(self) -> Recovery:
+        """Read the checkpoint and every whole record after it (truncating a torn tail)."""
+        rec = Recovery()
+        path = self.dir / _CHECKPOINT
+        if path.exists():
+            try:
+                doc = pickle.loads(path.read_bytes())
+                if doc.get("fingerprint") != self.fingerprint:
+                    rec.stale = ("written by another version or detector configuration "
+                                 f"({doc.get('fingerprint')!r} != {self.fingerprint!r})")
+                else:
+                    rec.state, rec.seq = doc["state"], int(doc["seq"])
+            except Exception as exc:           # a checkpoint we cannot read is not one
+                rec.stale = f"unreadable ({type(exc).__name__}: {exc})"
+        for seg in self._segments():
+            rec.torn_bytes += self._read_segment(seg, rec)
+        self.seq = max([rec.seq] + [s for s, _ in rec.entries])
+        if rec.stale is not None:             # the log is only meaningful on its checkpoint
+            rec.entries = []
+        self.checkpoint_seq = rec.seq
+        return rec
+
+    def _segments(self) -> list[Path]:
+        return sorted(self.dir.glob("seg-*.log"), key=lambda p: int(p.stem[4:]))
+
+    def _read_segment(self, seg: Path, rec: Recovery) -> int:
+        data = seg.read_bytes()
+        pos = 0
+        while pos + _HEAD.size <= len(data):
+            magic, length, crc, seq = _HEAD.unpack_from(data, pos)
+            end = pos + _HEAD.size + length
+            if magic != _MAGIC or length > _PAYLOAD_MAX or end > len(data):
+                break
+            payload = data[pos + _HEAD.size:end]
+            if zlib.crc32(payload) != crc:
+                break
+            if seq > rec.seq:
+                rec.entries.append((seq, decode_entry(payload)))
+            pos = end
+        torn = len(data) - pos
+        if torn:
+            log.warning("journal: torn tail cut off", extra={"segment": str(seg),
+                                                             "bytes": torn})
+            with open(seg, "r+b") as f:
+                f.truncate(pos)
+                os.fsync(f.fileno())
+        return torn
+
+    # -- writing ----------------------------------------------------------------------------
+    def append(self, batches: list[Batch]) -> int:
+        """Log `batches` as one record, durably; its sequence number. StoreError on failure,
+        after which nothing more may be appended until a checkpoint succeeds."""
+        batch = Batch.concat(batches) if len(batches) != 1 else batches[0]
+        return self._write(encode_batch(batch))
+
+    def append_close(self, incident_id: str, ts: float, by: str) -> int:
+        return self._write(msgspec.msgpack.encode(["close", incident_id, ts, by]))
+
+    def _write(self, payload: bytes) -> int:
+        seq = self.seq + 1
+        record = _HEAD.pack(_MAGIC, len(payload), zlib.crc32(payload), seq) + payload
+        try:
+            if self._file is None:
+                self._file = open(self.dir / f"seg-{seq}.log", "ab")
+            self._file.write(record)
+            self._file.flush()
+            if self.sync:
+                os.fsync(self._file.fileno())
+        except OSError as exc:
+            self._close_file()
+            raise StoreError(f"journal {self.dir}: cannot write ({exc})") from exc
+        self.seq = seq
+        self.bytes_since_checkpoint += len(record)
+        return seq
+
+    def checkpoint(self, blob: bytes) -> None:
+        """Write `blob` (from `dumps`, taken when the state had seen every batch logged so far)
+        durably, then drop the log it covers."""
+        tmp = self.dir / (_CHECKPOINT + ".tmp")
+        try:
+            with open(tmp, "wb") as f:
+                f.write(blob)
+                f.flush()
+                if self.sync:
+                    os.fsync(f.fileno())
+            os.replace(tmp, self.dir / _CHECKPOINT)
+            if self.sync:
+                self._sync_dir()
+        except OSError as exc:
+            raise StoreError(f"journal checkpoint {self.dir}: cannot write ({exc})") from exc
+        self._close_file()
+        for seg in self._segments():           # all covered by the checkpoint now
+            try:
+                seg.unlink()
+            except OSError:
+                pass
+        self.checkpoint_seq = self.seq
+        self.bytes_since_checkpoint = 0
+
+    def dumps(self, state: Any) -> bytes:
+        """The checkpoint bytes of `state` as of now (call on the thread that owns it)."""
+        return pickle.dumps({"fingerprint": self.fingerprint, "seq": self.seq, "state": state},
+                            protocol=pickle.HIGHEST_PROTOCOL)
+
+    def close(self) -> None:
+        self._close_file()
+
+    def _close_file(self) -> None:
+        if self._file is not None:
+            try:
+                self._file.close()
+            except OSError:
+                pass
+            self._file = None
+
+    def _sync_dir(self) -> None:
+        fd = os.open(self.dir, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
