@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test bench bench-quality bench-throughput bench-service bench-fuzz bench-faults check clean
+.PHONY: demo test bench bench-quality bench-throughput bench-service bench-soak bench-fuzz bench-faults check clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -31,6 +31,9 @@ bench-throughput: $(STAMP)
 
 bench-service: $(STAMP)
 	$(BIN)/python benchmarks/service.py
+
+bench-soak: $(STAMP)
+	$(BIN)/python benchmarks/soak.py
 
 bench-fuzz: $(STAMP)
 	$(BIN)/python benchmarks/fuzz.py

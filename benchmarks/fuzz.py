@@ -39,6 +39,8 @@ sys.path[:0] = [str(ROOT), str(ROOT / "src")]
 
 import service as svcbench  # noqa: E402  (benchmarks/service.py: spawn, stop, wait_ready)
 
+from tests.api.fuzzing import Fuzzer  # noqa: E402
+
 CI_CASES = 10                 # tests/api/test_fuzz.py's default (STREAMWATCH_FUZZ_CASES)
 LOG_ALARMS = ("Traceback (most recent call last)", "Exception in ASGI application",
               "pipeline failed on a batch")
@@ -61,9 +63,7 @@ def start_service(tmp: Path, port: int, token: str, out: object) -> subprocess.P
     return svcbench.spawn(cmd, env, stdout=out, stderr=subprocess.STDOUT)
 
 
-def report(fz: object, elapsed: float, alarms: list[str], seed: int) -> int:
-    from tests.api.fuzzing import Fuzzer
-    assert isinstance(fz, Fuzzer)
+def report(fz: Fuzzer, elapsed: float, alarms: list[str], seed: int) -> int:
     width = max(len(k) for k in fz.tallies)
     print(f"{'operation':<{width}}  {'cases':>6}  {'classes':<18} {'failed':>6}  {'hangs':>5}"
           "  statuses")
@@ -109,7 +109,6 @@ def main(argv: list[str] | None = None) -> int:
             except svcbench.BenchError as e:
                 log(f"cannot run: {e}\n{logfile.read_text(errors='replace')[-2000:]}")
                 return 2
-            from tests.api.fuzzing import Fuzzer
             fz = Fuzzer(f"http://127.0.0.1:{port}", token, seed=seed, timeout=a.timeout)
             t0 = time.monotonic()
             try:

@@ -39,6 +39,7 @@ from streamwatch.incidents.index import IncidentIndex
 from streamwatch.incidents.manager import OpenIncident
 from streamwatch.incidents.silence import Silences
 from streamwatch.ingest.batch import Batch, Limits
+from streamwatch.ingest.fastpath import LazyLabels
 from streamwatch.notify.log import EventLog, LoggedEvent
 from streamwatch.pipeline import Pipeline
 from streamwatch.checkpoint import Checkpointer
@@ -158,6 +159,7 @@ class Service:
         self.checkpointer: Checkpointer | None = None   # the sample journal (file store only)
         self._recovered: list[AlertEvent] = []   # replayed after a crash, not yet published
         self._opened = False
+        self.stream_labels: dict[str, dict[str, str]] = {}   # newest labels seen per stream
 
     # -- lifecycle --------------------------------------------------------------------------
     def open(self) -> None:
@@ -293,6 +295,8 @@ class Service:
 
     def _process(self, work: list[_Item]) -> None:
         batches = [it.batch for it in work if it.batch is not None and len(it.batch)]
+        for b in batches:
+            self._note_labels(b)
         batch = Batch.concat(batches) if len(batches) > 1 else batches[0]
         try:
             events = self.pipeline.process(batch)
@@ -309,6 +313,17 @@ class Service:
         oldest = min(it.accepted_at for it in work)
         self.stats.alert_latency.observe(done - oldest, len(events))
         self._publish(events)
+
+    def _note_labels(self, b: Batch) -> None:
+        """Keep each stream's newest sample labels, for routing on them (incidents/route.py);
+        bounded by the streams tracked, and free for the usual batch without labels."""
+        labels = b.labels
+        where = labels.present() if isinstance(labels, LazyLabels) else \
+            [i for i, lab in enumerate(labels) if lab]
+        for i in where:
+            lab = labels[i]
+            if lab:
+                self.stream_labels[b.streams[i]] = lab
 
     def _publish(self, events: list[AlertEvent], *, force: bool = False) -> bool:
         """Log, index, store (before anyone sees them), then fan out; True if stored.

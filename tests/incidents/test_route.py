@@ -132,3 +132,22 @@ def test_repeat_until_acknowledged_on_the_fake_clock() -> None:
 def test_bad_routing_config_is_refused_with_where(doc: dict[str, Any], says: str) -> None:
     with pytest.raises(ValidationError, match=says):
         RoutingSettings.model_validate(doc)
+
+
+def test_routes_match_the_streams_labels() -> None:
+    tree = RoutingSettings.model_validate({
+        "receivers": [{"name": n, "url": "http://127.0.0.1/x"} for n in ("flagship", "rest")],
+        "route": {"receivers": ["rest"], "routes": [
+            {"match": {"labels": {"platform": "douyin", "shop": "flagship-*"}},
+             "receivers": ["flagship"]}]}})
+    e = ev(1, team="live_ops", stream="room-7")
+    assert [r.receivers for r in resolve(tree.route, e, labels={
+        "platform": "douyin", "shop": "flagship-sh"})] == [("flagship",)]
+    assert [r.receivers for r in resolve(tree.route, e, labels={
+        "platform": "douyin", "shop": "outlet"})] == [("rest",)]
+    assert [r.receivers for r in resolve(tree.route, e)] == [("rest",)]   # no labels seen
+    seen = {"room-7": {"platform": "douyin", "shop": "flagship-bj"}}
+    out: list[str] = []
+    router = Router(tree, lambda r, _e, _k: out.append(r) or 1, {}.get, labels_of=seen.get)
+    router.observe([LoggedEvent(e["id"], e, b"")])
+    assert out == ["flagship"]

@@ -30,7 +30,8 @@ def create_app(config: Config, service: Service | None = None) -> FastAPI:
     hooks = WebhookDispatcher(svc.config.service.webhooks, started_at=_started_at(svc))
     escalator = Escalator(svc.config.service.escalation, hooks.send, _status_of(svc),
                           clock=svc.clock, record=svc.annotate)
-    router = Router(svc.config.service.routing, hooks.deliver, _status_of(svc), clock=svc.clock)
+    router = Router(svc.config.service.routing, hooks.deliver, _status_of(svc), clock=svc.clock,
+                    labels_of=svc.stream_labels.get)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

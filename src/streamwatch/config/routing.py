@@ -36,13 +36,19 @@ class Match(_Model):
     metric: list[str] | None = Field(default=None, description="metric name(s)")
     stream: list[str] | None = Field(default=None,
                                      description="stream id glob pattern(s), e.g. douyin:*")
+    labels: dict[str, str] | None = Field(default=None, description=(
+        "the stream's sample labels (the newest seen), each a glob pattern, e.g. "
+        "{ platform = \"douyin\", shop = \"flagship-*\" }"))
 
     @field_validator("team", "level", "incident_type", "metric", "stream", mode="before")
     @classmethod
     def _lists(cls, v: object) -> object:
         return _listify(v)
 
-    def matches(self, e: dict[str, Any]) -> bool:
+    def matches(self, e: dict[str, Any], labels: dict[str, str] | None = None) -> bool:
+        if self.labels is not None and not all(
+                fnmatchcase((labels or {}).get(k, ""), v) for k, v in self.labels.items()):
+            return False
         return ((self.team is None or e["team"] in self.team)
                 and (self.level is None or e["level"] in self.level)
                 and (self.min_level is None or e["level"] <= self.min_level)

@@ -53,7 +53,8 @@ class _Sent:
 
 
 def resolve(route: Route, event: dict[str, Any],
-            inherited: Resolved = Resolved((), None, True)) -> list[Resolved]:
+            inherited: Resolved = Resolved((), None, True),
+            labels: dict[str, str] | None = None) -> list[Resolved]:
     """The routes `event` lands on under `route` (which is known to match it)."""
     here = Resolved(tuple(route.receivers) if route.receivers is not None
                     else inherited.receivers,
@@ -63,8 +64,8 @@ def resolve(route: Route, event: dict[str, Any],
                     else inherited.send_resolved)
     out: list[Resolved] = []
     for child in route.routes:
-        if child.match.matches(event):
-            out += resolve(child, event, here)
+        if child.match.matches(event, labels):
+            out += resolve(child, event, here, labels)
             if not child.continue_:
                 break
     return out or [here]
@@ -77,8 +78,10 @@ class Router:
     def __init__(self, settings: RoutingSettings,
                  deliver: Callable[[str, dict[str, Any], str], int],
                  status_of: Callable[[str], str | None],
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time,
+                 labels_of: Callable[[str], dict[str, str] | None] = lambda _s: None) -> None:
         self.settings = settings
+        self.labels_of = labels_of
         self.deliver = deliver
         self.status_of = status_of
         self.clock = clock
@@ -97,7 +100,7 @@ class Router:
             if e.get("silenced"):
                 continue
             targets: dict[str, Resolved] = {}
-            for r in resolve(self.settings.route, e):
+            for r in resolve(self.settings.route, e, labels=self.labels_of(e["stream"])):
                 for name in r.receivers:
                     targets.setdefault(name, r)
             for name, r in targets.items():

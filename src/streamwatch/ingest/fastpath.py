@@ -56,6 +56,10 @@ class LazyLabels(Sequence[dict[str, str] | None]):
         a = int(self._a[k])
         return None if a < 0 else orjson.loads(self._data[a:int(self._b[k])])
 
+    def present(self) -> list[int]:
+        """Positions that carry labels (without decoding any)."""
+        return np.flatnonzero(self._a >= 0).tolist()
+
     def take(self, idx: np.ndarray) -> LazyLabels:
         """The labels at positions `idx`, still undecoded."""
         return LazyLabels(self._data, self._a[idx], self._b[idx])
