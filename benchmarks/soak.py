@@ -14,7 +14,9 @@ Why it is built this way (benchmarks/README.md has the report's fields):
 - One push generator runs for the whole soak; this process watches: every few seconds it reads
   the service's RSS and open fds from /proc, sends a probe (two `error_ratio` samples that fire
   `errors_high` on a primed `svc:probe-*` stream, as service.py does) and notes when the clients
-  saw its alert; every `--report-every` s it prints one line for that window.
+  saw its alert; every `--report-every` s it prints one line for that window (plus, to read
+  memory and latency by: alert events held for feed resumes - a bounded buffer filling up - and
+  journal checkpoints taken in the window, from the service's /metrics).
 - Verdict at the end, each with its rule: memory flat = the least-squares slope of RSS against
   time over the second half of the run (the first half includes warm-up growth) below
   `--max-slope` MB/min; latency = p99 of accept->websocket (first client) over all probes below
@@ -105,6 +107,7 @@ class Soak:
         self.rss: list[tuple[float, float]] = []  # (elapsed s, RSS MB)
         self.rows: list[dict[str, Any]] = []
         self.probe_errors = 0
+        self.duration = a.minutes * 60            # seconds of the soak proper
         self.svc: subprocess.Popen[Any] | None = None
 
     # -- probes ---------------------------------------------------------------------------------
@@ -171,16 +174,22 @@ class Soak:
         clients = int(m.get("streamwatch_websocket_clients", 0))
         drops = max(0, self.a.clients - clients)
         lat = win.latency_ms
+        ckpt = "streamwatch_journal_checkpoints_total"
         row = {"elapsed_s": round(elapsed, 1), "samples_per_s": round(rate, 1),
                "rss_mb": round(rss_kb(self.svc.pid) / 1024, 1), "fds": open_fds(self.svc.pid),
                "p50_ms": percentile(lat, 50), "p99_ms": percentile(lat, 99),
                "probes": len(lat), "errors": non2xx + drops, "non2xx": non2xx,
-               "ws_drops": drops}
+               "ws_drops": drops,
+               # context for memory and latency: bounded buffers filling, state checkpoints
+               "events_held": int(m.get("streamwatch_event_log_events", 0)),
+               "series": int(m.get("streamwatch_series_tracked", 0)),
+               "checkpoints": int(m.get(ckpt, 0) - win.metrics.get(ckpt, 0))}
         self.rows.append(row)
         ms = lambda x: "     -" if x is None else f"{x:6.1f}"  # noqa: E731
         print(f"{int(elapsed) // 60:3d}:{int(elapsed) % 60:02d}  {rate:>10,.0f}  "
               f"{row['rss_mb']:>7.1f}  {row['fds']:>4}  {ms(row['p50_ms'])}  "
-              f"{ms(row['p99_ms'])}  {row['probes']:>6}  {row['errors']:>6}"
+              f"{ms(row['p99_ms'])}  {row['probes']:>6}  {row['errors']:>6}  "
+              f"{row['events_held']:>6}  {row['checkpoints']:>4}"
               + (f"  (non-2xx {non2xx}, websocket drops {drops})" if row["errors"] else ""),
               flush=True)
         return Window(t, m)
@@ -206,8 +215,8 @@ class Soak:
                 first_slot = int(a.warmup * a.rate / a.batch) + 1 if a.warmup > 0 else 0
                 log(f"soak: {a.minutes:g} min at {a.rate:,.0f} samples/s over {a.rooms} rooms, "
                     f"{a.clients} websocket clients, a probe every {a.probe_every:g} s")
-                print(" time   samples/s   RSS MB   fds  p50 ms  p99 ms  probes  errors",
-                      flush=True)
+                print(" time   samples/s   RSS MB   fds  p50 ms  p99 ms  probes  errors  "
+                      "events  ckpt", flush=True)
                 push = svcbench.spawn(svcbench.push_args(gen, self.port, gen.seconds, self.tag,
                                                          first_slot, 0, samples),
                                       stdout=subprocess.PIPE, text=True)
@@ -256,8 +265,7 @@ class Soak:
                               win)
         self.count_lost(win, 0.0)
         if time.monotonic() - win.t > 1.0 or win.latency_ms or win.probe_errors:
-            self.report(win, time.monotonic(), min(time.monotonic() - t0, a.minutes * 60))
-        self.duration = a.minutes * 60
+            self.report(win, time.monotonic(), min(time.monotonic() - t0, self.duration))
 
 
 def verdict(a: argparse.Namespace, s: Soak, out: dict[str, Any]) -> dict[str, Any]:

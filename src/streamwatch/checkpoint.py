@@ -10,8 +10,9 @@
 - A checkpoint is taken every `interval` seconds or `max_bytes` of log, only when the store
   has nothing pending (else a crash could lose events the checkpoint says were emitted), and at
   a clean stop, so a normal restart replays nothing.
-Blocking file work runs in a worker thread; the pipeline is pickled on the loop thread, where
-it is consistent.
+- The pipeline is pickled on the loop thread, between batches, where it is consistent (~30 ms
+  at 2,000 rooms); writing and fsync'ing it runs in a worker thread while the consumer goes on
+  (the soak showed a 179 ms push stall when the consumer waited for the write).
 """
 from __future__ import annotations
 
@@ -27,7 +28,7 @@ from streamwatch import __version__
 from streamwatch.config.load import Config
 from streamwatch.ingest.batch import Batch
 from streamwatch.store.base import StoreError
-from streamwatch.store.journal import JOURNAL_DIR, Journal, Recovery
+from streamwatch.store.journal import JOURNAL_DIR, Journal, Recovery, Snapshot
 
 __all__ = ["Checkpointer", "fingerprint"]
 
@@ -60,6 +61,9 @@ class Checkpointer:
         self.logged_samples = 0
         self.write_errors = 0
         self.replayed_samples = 0
+        self.freeze_seconds = 0.0        # last pickling pause of the consumer
+        self.last_bytes = 0
+        self._writing: asyncio.Task[bool] | None = None
 
     def recover(self) -> Recovery:
         rec = self.journal.recover()
@@ -99,34 +103,59 @@ class Checkpointer:
                 and (self.clock() - self.last_at >= self.interval
                      or self.journal.bytes_since_checkpoint >= self.max_bytes))
 
-    async def checkpoint(self, state: Any) -> bool:
-        """Write `state` (the pipeline, pickled now, on this thread) as the new checkpoint."""
+    async def checkpoint(self, state: Any, *, wait: bool = False) -> bool:
+        """Freeze `state` (the pipeline, pickled now, on this thread) as the new checkpoint and
+        write it in a worker thread. The consumer goes on meanwhile (appends go to a new
+        segment) unless `wait`, or the journal is broken: healing needs the write done. True if
+        written (or, not waiting, started)."""
+        if self._writing is not None and not self._writing.done():
+            return False                       # one at a time
         t0 = time.perf_counter()
         try:
-            blob = self.journal.dumps(state)
-            await asyncio.to_thread(self.journal.checkpoint, blob)
-        except (StoreError, OSError) as exc:
-            self.write_errors += 1
-            self._backoff = min(_RETRY_MAX_S, max(0.5, self._backoff * 2))
-            self._retry_at = self.clock() + self._backoff
-            self.error = str(exc)
-            log.error("journal checkpoint failed; pushes answer 503 until it succeeds",
-                      extra={"error": str(exc), "retry_in_s": self._backoff})
-            self.healthy = False
+            snap = self.journal.freeze(state)
+        except Exception as exc:               # a state that cannot be pickled: say so, go on
+            self._failed(exc)
+            return False
+        self.last_at = self.clock()
+        self.freeze_seconds = time.perf_counter() - t0
+        self.last_bytes = len(snap.blob)
+        if wait or not self.healthy:
+            return await self._write(snap)
+        self._writing = asyncio.create_task(self._write(snap), name="streamwatch-checkpoint")
+        return True
+
+    async def _write(self, snap: Snapshot) -> bool:
+        try:
+            await asyncio.to_thread(self.journal.checkpoint, snap)
+        except StoreError as exc:
+            self._failed(exc)
             return False
         if not self.healthy and self.checkpoints:
             log.info("journal writable again")
         self.healthy, self.error, self._backoff = True, None, 0.0
-        self.last_at = self.clock()
         self.checkpoints += 1
-        log.debug("checkpoint written", extra={"bytes": len(blob),
-                                               "seconds": round(time.perf_counter() - t0, 4)})
         return True
 
+    async def settle(self) -> None:
+        """Wait for a checkpoint being written (before a clean stop)."""
+        if self._writing is not None:
+            await asyncio.gather(self._writing, return_exceptions=True)
+
+    def _failed(self, exc: Exception) -> None:
+        """A checkpoint not written: the previous one and the log still pair up, so a healthy
+        journal stays healthy (retried at the next interval); a broken one stays broken."""
+        self.write_errors += 1
+        self._backoff = min(_RETRY_MAX_S, max(0.5, self._backoff * 2))
+        self._retry_at = self.clock() + self._backoff
+        self.error = str(exc)
+        log.error("journal checkpoint failed", extra={"error": str(exc),
+                                                      "retry_in_s": self._backoff,
+                                                      "pushes_answer_503": not self.healthy})
+
     def checkpoint_now(self, state: Any) -> bool:
-        """The same, blocking: for a clean stop."""
+        """Freeze and write, blocking: for a clean stop."""
         try:
-            self.journal.checkpoint(self.journal.dumps(state))
+            self.journal.checkpoint(self.journal.freeze(state))
         except (StoreError, OSError) as exc:
             log.error("final checkpoint failed: the journal will be replayed at start",
                       extra={"error": str(exc)})

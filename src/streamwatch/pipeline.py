@@ -145,8 +145,9 @@ class Pipeline:
     def _cursor(self, rows: Ints, values: Floats, x: Floats, dt: Floats, valid: np.ndarray,
                 admitted: np.ndarray, sel: Ints) -> _Cursor:
         counter = self.table.row_counter[rows]
-        rate = np.where(counter, x / np.where(dt > 0, dt, 1.0) * 60.0, x)
-        rate[~valid | (counter & (dt <= 0))] = np.nan
+        with np.errstate(over="ignore", invalid="ignore"):   # finite but absurd (1e308): no rate
+            rate = np.where(counter, x / np.where(dt > 0, dt, 1.0) * 60.0, x)
+        rate[~valid | (counter & (dt <= 0)) | ~np.isfinite(rate)] = np.nan
         expected = np.full(len(rows), np.nan)
         expected[sel] = self.detection.expected
         return _Cursor(rows, np.where(admitted, values, np.nan), rate, expected)

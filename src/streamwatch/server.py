@@ -15,7 +15,6 @@ import json
 import logging
 import secrets
 import sys
-import time
 from dataclasses import replace
 from pathlib import Path
 

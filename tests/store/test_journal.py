@@ -55,7 +55,7 @@ def test_recover_reads_entries_after_the_checkpoint_and_cuts_a_torn_tail(tmp_pat
     j = Journal(tmp_path, "fp")
     j.recover()
     j.append([_batch(4)])
-    j.checkpoint(j.dumps({"state": "at 1"}))
+    j.checkpoint(j.freeze({"state": "at 1"}))
     j.append([_batch(2), _batch(3)])                  # two batches, one record
     j.append_close("inc-00000007", NOW, "alice")
     j.close()
@@ -78,7 +78,7 @@ def test_recover_reads_entries_after_the_checkpoint_and_cuts_a_torn_tail(tmp_pat
 def test_a_corrupt_record_ends_the_log_there(tmp_path: Path) -> None:
     j = Journal(tmp_path, "fp")
     j.recover()
-    j.checkpoint(j.dumps("s"))
+    j.checkpoint(j.freeze("s"))
     j.append([_batch(3)])
     j.append([_batch(3)])
     j.close()
@@ -93,7 +93,7 @@ def test_a_corrupt_record_ends_the_log_there(tmp_path: Path) -> None:
 def test_a_checkpoint_of_other_detectors_is_not_used(tmp_path: Path) -> None:
     j = Journal(tmp_path, "rules-v1")
     j.recover()
-    j.checkpoint(j.dumps("old state"))
+    j.checkpoint(j.freeze("old state"))
     j.append([_batch(3)])
     j.close()
     rec = Journal(tmp_path, "rules-v2").recover()
@@ -106,7 +106,7 @@ def test_a_checkpoint_drops_the_log_it_covers(tmp_path: Path) -> None:
     for _ in range(3):
         j.append([_batch(2)])
     assert len(list(tmp_path.glob("seg-*.log"))) == 1
-    j.checkpoint(j.dumps("s"))
+    j.checkpoint(j.freeze("s"))
     assert list(tmp_path.glob("seg-*.log")) == [] and j.bytes_since_checkpoint == 0
     j.close()
     assert Journal(tmp_path, "fp").recover().seq == 3
@@ -116,7 +116,7 @@ def test_a_checkpoint_drops_the_log_it_covers(tmp_path: Path) -> None:
 def test_a_full_disk_is_a_clear_error_and_nothing_is_appended_after_it(tmp_path: Path) -> None:
     j = Journal(tmp_path, "fp")
     j.recover()
-    j.checkpoint(j.dumps("s"))
+    j.checkpoint(j.freeze("s"))
     (tmp_path / "seg-1.log").symlink_to("/dev/full")     # every write: ENOSPC, for real
     with pytest.raises(StoreError, match="journal .*cannot write.*No space left"):
         j.append([_batch(2)])
@@ -183,7 +183,7 @@ async def test_samples_journaled_but_never_processed_are_detected_after_a_crash(
     await _run_all(first, chunks[:half])
     await first.drain()
     assert first.checkpointer is not None
-    assert await first.checkpointer.checkpoint(first.pipeline)
+    assert await first.checkpointer.checkpoint(first.pipeline, wait=True)
     for body in chunks[half:]:                     # what the consumer does before detecting:
         await first.checkpointer.log([first.parser.parse_ndjson(body, now=NOW + 10**6).batch])
     stored_before = [e for e in _events(first)]    # then the process dies: no stop, no flush

@@ -43,7 +43,7 @@ from streamwatch.ingest.batch import Batch
 from streamwatch.ingest.fastpath import NameView
 from streamwatch.store.base import StoreError
 
-__all__ = ["Journal", "Recovery", "Close", "encode_batch", "decode_entry", "JOURNAL_DIR"]
+__all__ = ["Journal", "Recovery", "Close", "Snapshot", "encode_batch", "decode_entry", "JOURNAL_DIR"]
 
 log = logging.getLogger("streamwatch.journal")
 
@@ -85,6 +85,13 @@ def decode_entry(payload: bytes) -> Batch | Close:
     return Batch([streams[i] for i in s_idx.tolist()], [metrics[i] for i in m_idx.tolist()],
                  np.frombuffer(ts, np.float64).copy(), np.frombuffer(values, np.float64).copy(),
                  [None] * n, np.arange(1, n + 1, dtype=np.int64))
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """A frozen checkpoint: the pickled state and the last entry it includes."""
+    blob: bytes
+    seq: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -198,13 +205,23 @@ class Journal:
         self.bytes_since_checkpoint += len(record)
         return seq
 
-    def checkpoint(self, blob: bytes) -> None:
-        """Write `blob` (from `dumps`, taken when the state had seen every batch logged so far)
-        durably, then drop the log it covers."""
+    def freeze(self, state: Any) -> Snapshot:
+        """The checkpoint of `state` as of now (call on the thread that owns the state, when it
+        has seen every entry logged so far). Starts a new segment, so that writing the snapshot
+        (`checkpoint`, in another thread) can delete the old ones while appends go on."""
+        blob = pickle.dumps({"fingerprint": self.fingerprint, "seq": self.seq, "state": state},
+                            protocol=pickle.HIGHEST_PROTOCOL)
+        self._close_file()
+        self.bytes_since_checkpoint = 0
+        return Snapshot(blob, self.seq)
+
+    def checkpoint(self, snap: Snapshot) -> None:
+        """Write `snap` durably (tmp file, fsync, rename), then drop the segments it covers. On
+        failure the previous checkpoint and every segment stay: still a consistent pair."""
         tmp = self.dir / (_CHECKPOINT + ".tmp")
         try:
             with open(tmp, "wb") as f:
-                f.write(blob)
+                f.write(snap.blob)
                 f.flush()
                 if self.sync:
                     os.fsync(f.fileno())
@@ -213,19 +230,13 @@ class Journal:
                 self._sync_dir()
         except OSError as exc:
             raise StoreError(f"journal checkpoint {self.dir}: cannot write ({exc})") from exc
-        self._close_file()
-        for seg in self._segments():           # all covered by the checkpoint now
-            try:
-                seg.unlink()
-            except OSError:
-                pass
-        self.checkpoint_seq = self.seq
-        self.bytes_since_checkpoint = 0
-
-    def dumps(self, state: Any) -> bytes:
-        """The checkpoint bytes of `state` as of now (call on the thread that owns it)."""
-        return pickle.dumps({"fingerprint": self.fingerprint, "seq": self.seq, "state": state},
-                            protocol=pickle.HIGHEST_PROTOCOL)
+        for seg in self._segments():           # entries all <= snap.seq: covered now
+            if int(seg.stem[4:]) <= snap.seq:
+                try:
+                    seg.unlink()
+                except OSError:
+                    pass
+        self.checkpoint_seq = snap.seq
 
     def close(self) -> None:
         self._close_file()
