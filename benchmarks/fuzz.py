@@ -96,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     if a.cases < 1 or a.timeout <= 0:
         p.error("--cases and --timeout must be positive")
     seed = a.seed if a.seed is not None else secrets.randbelow(2 ** 32)
-    token = secrets.token_urlsafe(24)
+    token = "fuzz-" + secrets.token_hex(16)
     tmp = Path(tempfile.mkdtemp(prefix="streamwatch-fuzz-"))
     port = svcbench.free_port()
     proc = None

@@ -482,7 +482,7 @@ def main(argv: list[str] | None = None) -> int:
                        ("--strict", "exit 1 if a target FAILs")):
         p.add_argument(flag, action="store_true", help=what)
     a = p.parse_args(argv)
-    a.token = a.token or secrets.token_urlsafe(24)      # no token given: one for this run
+    a.token = a.token or "bench-" + secrets.token_hex(16)   # never starts with "-" (argv)
     if not (a.seconds > 0 and a.rate > 0 and a.batch > 0 and a.clients >= 1 and a.procs >= 1):
         p.error("--seconds, --rate, --batch, --clients and --procs must be positive")
     sys.path.insert(0, str(ROOT / "src"))

@@ -352,7 +352,7 @@ def main(argv: list[str] | None = None) -> int:
     if not (a.minutes > 0 and a.rate > 0 and a.batch > 0 and a.clients >= 1
             and a.probe_every > 0 and a.report_every > 0 and a.sample_every > 0):
         p.error("--minutes, --rate, --batch, --clients and the intervals must be positive")
-    a.token = a.token or secrets.token_urlsafe(24)
+    a.token = a.token or "soak-" + secrets.token_hex(16)   # never starts with "-" (argv)
     a.service_cmd, a.deflate, a.seconds = "", False, a.minutes * 60
     sys.path.insert(0, str(svcbench.ROOT / "src"))
     tmp = Path(tempfile.mkdtemp(prefix="streamwatch-soak-"))

@@ -177,3 +177,43 @@ def test_kill9_right_after_202_loses_no_acknowledged_sample(procs: list[_Proc],
     got = httpx.get(f"{second.url}/v1/alerts", params={"limit": 1000}, headers=AUTH).json()
     assert [{k: e[k] for k in _SAME} for e in got["items"]] == \
         [{k: e[k] for k in _SAME} for e in want]
+
+
+def test_kill9_mid_delivery_loses_no_webhook_notification(procs: list[_Proc],
+                                                         tmp_path: Path) -> None:
+    """A webhook receiver failing (503) while alerts are delivered; the service is killed with
+    deliveries pending; after the restart the receiver - now answering - has every alert event,
+    each exactly once by Idempotency-Key, and every signature verified."""
+    from tests.api.test_webhooks import SECRET, Receiver
+    rcv = Receiver(SECRET)
+    rcv.unavailable = 10**6                      # answers 503 until told otherwise
+    rcv.up()
+    env = {"STREAMWATCH_WEBHOOK_ALLOWED_HOSTS": "127.0.0.1",
+           "STREAMWATCH_WEBHOOKS__BACKOFF_BASE": "0.05", "STREAMWATCH_WEBHOOKS__BACKOFF_MAX": "0.2",
+           "STREAMWATCH_WEBHOOKS__MAX_ATTEMPTS": "100"}
+    try:
+        data, log = tmp_path / "data", tmp_path / "serve.log"
+        first = _Proc(data, log, **env)
+        procs.append(first)
+        hook = httpx.post(f"{first.url}/v1/webhooks", json={"url": rcv.url, "secret": SECRET},
+                          headers=AUTH).json()
+        for body in outage_chunks(minutes=26.0, earlier=True):
+            assert httpx.post(f"{first.url}/v1/samples", content=body,
+                              headers=HEADERS).status_code == 200
+        events = wait_until(lambda: (lambda items: items if len(items) == 3 else None)(
+            httpx.get(f"{first.url}/v1/alerts", headers=AUTH).json()["items"]),
+            what="the three alert events")
+        wait_until(lambda: len(rcv.raw) >= 3, what="deliveries being attempted (and refused)")
+        first.kill9()                            # with every delivery still pending
+        assert rcv.events == {}
+        rcv.unavailable = 0                      # the receiver recovers
+
+        second = _Proc(data, log, **env)
+        procs.append(second)
+        want = {f"{hook['id']}:{e['id']}" for e in events}
+        wait_until(lambda: set(rcv.events) == want, what="every event at the receiver")
+        assert rcv.bad_signatures == 0
+        assert [rcv.events[f"{hook['id']}:{e['id']}"]["id"] for e in events] == \
+            [e["id"] for e in events]
+    finally:
+        rcv.close()

@@ -17,7 +17,6 @@ Why it works this way:
 """
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections import Counter
@@ -25,6 +24,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from streamwatch.config.schema import EscalationStep
+from streamwatch.incidents.ticker import tick_forever
 from streamwatch.notify.log import LoggedEvent
 from streamwatch.store.base import Store, StoreError
 
@@ -148,9 +148,4 @@ class Escalator:
 
     async def run(self, interval: float = 1.0) -> None:
         """Tick forever (the app's lifespan spawns it on the service)."""
-        while True:
-            await asyncio.sleep(interval)
-            try:
-                self.tick()
-            except Exception:                  # never lose the loop to one bad tick
-                log.exception("escalation tick failed")
+        await tick_forever(self.tick, log, "escalation", interval)

@@ -19,7 +19,6 @@ Why it works this way:
 """
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections import Counter
@@ -28,6 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from streamwatch.config.routing import Route, RoutingSettings
+from streamwatch.incidents.ticker import tick_forever
 from streamwatch.notify.log import LoggedEvent
 
 __all__ = ["Router", "Resolved"]
@@ -148,9 +148,5 @@ class Router:
         return queued
 
     async def run(self, interval: float = 1.0) -> None:
-        while True:
-            await asyncio.sleep(interval)
-            try:
-                self.tick()
-            except Exception:                  # never lose the loop to one bad tick
-                log.exception("routing tick failed")
+        """Tick forever (the app's lifespan spawns it on the service)."""
+        await tick_forever(self.tick, log, "routing", interval)
