@@ -118,7 +118,7 @@ class Checkpointer:
             return False
         self.last_at = self.clock()
         self.freeze_seconds = time.perf_counter() - t0
-        self.last_bytes = snap.size
+        self.last_bytes = len(snap.blob)
         if wait or not self.healthy:
             return await self._write(snap)
         self._writing = asyncio.create_task(self._write(snap), name="streamwatch-checkpoint")

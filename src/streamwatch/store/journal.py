@@ -89,10 +89,9 @@ def decode_entry(payload: bytes) -> Batch | Close:
 
 @dataclass(frozen=True, slots=True)
 class Snapshot:
-    """A frozen checkpoint: the file holding the pickled state, the last entry it includes."""
-    path: Path
+    """A frozen checkpoint: the pickled state and the last entry it includes."""
+    blob: bytes
     seq: int
-    size: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -208,34 +207,27 @@ class Journal:
 
     def freeze(self, state: Any) -> Snapshot:
         """The checkpoint of `state` as of now (call on the thread that owns the state, when it
-        has seen every entry logged so far), pickled straight into a temporary file - no copy
-        of the whole state in memory (a 10 MB bytes object a minute fragmented the heap: +2 MB
-        RSS per checkpoint in the soak). Starts a new segment, so that `checkpoint` (another
-        thread) can delete the old ones while appends go on. StoreError if it cannot write."""
+        has seen every entry logged so far): pickled in memory, which is quick (~30 ms at 2,000
+        rooms); writing it is `checkpoint`'s, in another thread. Starts a new segment, so that
+        `checkpoint` can delete the old ones while appends go on."""
+        blob = pickle.dumps({"fingerprint": self.fingerprint, "seq": self.seq, "state": state},
+                            protocol=pickle.HIGHEST_PROTOCOL)
+        self._close_file()
+        self.bytes_since_checkpoint = 0
+        return Snapshot(blob, self.seq)
+
+    def checkpoint(self, snap: Snapshot) -> None:
+        """Write `snap` durably (tmp file, fsync, rename over the old checkpoint), then drop the
+        segments it covers. On failure the previous checkpoint and every segment stay: still a
+        consistent pair."""
         tmp = self.dir / (_CHECKPOINT + ".tmp")
         try:
             with open(tmp, "wb") as f:
-                pickle.dump({"fingerprint": self.fingerprint, "seq": self.seq, "state": state},
-                            f, protocol=pickle.HIGHEST_PROTOCOL)
-                size = f.tell()
-        except OSError as exc:
-            raise StoreError(f"journal checkpoint {self.dir}: cannot write ({exc})") from exc
-        self._close_file()
-        self.bytes_since_checkpoint = 0
-        return Snapshot(tmp, self.seq, size)
-
-    def checkpoint(self, snap: Snapshot) -> None:
-        """Make `snap` durable (fsync, rename over the old checkpoint), then drop the segments it
-        covers. On failure the previous checkpoint and every segment stay: still a consistent
-        pair."""
-        try:
-            if self.sync:
-                fd = os.open(snap.path, os.O_RDONLY)
-                try:
-                    os.fsync(fd)
-                finally:
-                    os.close(fd)
-            os.replace(snap.path, self.dir / _CHECKPOINT)
+                f.write(snap.blob)
+                f.flush()
+                if self.sync:
+                    os.fsync(f.fileno())
+            os.replace(tmp, self.dir / _CHECKPOINT)
             if self.sync:
                 self._sync_dir()
         except OSError as exc:
