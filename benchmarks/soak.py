@@ -20,7 +20,12 @@ Why it is built this way (benchmarks/README.md has the report's fields):
 - Verdict at the end, each with its rule: memory flat = the least-squares slope of RSS against
   time over the second half of the run (the first half includes warm-up growth) below
   `--max-slope` MB/min; latency = p99 of accept->websocket (first client) over all probes below
-  `--max-p99-ms`, every probe seen; errors = no non-2xx answer (the generator's and the probes'),
+  `--max-p99-ms`, every probe seen (the service runs with its feed's resume buffer at
+  `--replay-buffer` events, 100 by default: that buffer is a bounded ring, 10,000 events in the
+  shipped config, which at the soak's ~100 alert events/min takes ~100 min to fill - a
+  10-minute run cannot tell its filling from a leak (measured: 1.48 MB/min with 10,000, 0.69
+  with 100); at 100 it is full within the warm-up, so what still grows is growth to find.
+  `--replay-buffer 0` keeps the config's); errors = no non-2xx answer (the generator's and the probes'),
   no transport error, no websocket client lost. Exit 0 if all hold, 1 if not (or if it could
   not measure), 2 for bad arguments. Bounded: every wait has a deadline, children end in
   `finally`.
@@ -183,13 +188,15 @@ class Soak:
                # context for memory and latency: bounded buffers filling, state checkpoints
                "events_held": int(m.get("streamwatch_event_log_events", 0)),
                "series": int(m.get("streamwatch_series_tracked", 0)),
-               "checkpoints": int(m.get(ckpt, 0) - win.metrics.get(ckpt, 0))}
+               "checkpoints": int(m.get(ckpt, 0) - win.metrics.get(ckpt, 0)),
+               # journal appends (write + fsync) slower than 50 ms: a push waits for them
+               "slow_fsyncs": int(_slow(m) - _slow(win.metrics))}
         self.rows.append(row)
         ms = lambda x: "     -" if x is None else f"{x:6.1f}"  # noqa: E731
         print(f"{int(elapsed) // 60:3d}:{int(elapsed) % 60:02d}  {rate:>10,.0f}  "
               f"{row['rss_mb']:>7.1f}  {row['fds']:>4}  {ms(row['p50_ms'])}  "
               f"{ms(row['p99_ms'])}  {row['probes']:>6}  {row['errors']:>6}  "
-              f"{row['events_held']:>6}  {row['checkpoints']:>4}"
+              f"{row['events_held']:>6}  {row['checkpoints']:>4}  {row['slow_fsyncs']:>5}"
               + (f"  (non-2xx {non2xx}, websocket drops {drops})" if row["errors"] else ""),
               flush=True)
         return Window(t, m)
@@ -216,7 +223,7 @@ class Soak:
                 log(f"soak: {a.minutes:g} min at {a.rate:,.0f} samples/s over {a.rooms} rooms, "
                     f"{a.clients} websocket clients, a probe every {a.probe_every:g} s")
                 print(" time   samples/s   RSS MB   fds  p50 ms  p99 ms  probes  errors  "
-                      "events  ckpt", flush=True)
+                      "events  ckpt  slow", flush=True)
                 push = svcbench.spawn(svcbench.push_args(gen, self.port, gen.seconds, self.tag,
                                                          first_slot, 0, samples),
                                       stdout=subprocess.PIPE, text=True)
@@ -307,7 +314,8 @@ def print_verdict(a: argparse.Namespace, v: dict[str, Any]) -> None:
         f"soak: {a.minutes:g} min at {a.rate:,.0f} samples/s offered over {a.rooms} rooms, "
         f"{a.clients} websocket clients; {v['accepted']:,} samples accepted, "
         f"{v['rejected']:,} rejected, answers {v['status']}, "
-        f"{v['skipped_slots']} slots skipped behind schedule",
+        f"{v['skipped_slots']} slots skipped behind schedule; feed resume buffer "
+        f"{a.replay_buffer or 'as configured'} events",
         f"  memory   RSS {f(rss['first'])} MB at start, {f(rss['half'])} MB at half time, "
         f"{f(rss['last'])} MB at the end; slope over the second half {f(v['rss_slope_mb_per_min'], 2)}"
         f" MB/min (least squares over {v['rss_points_second_half']} samples, one every "
@@ -320,6 +328,12 @@ def print_verdict(a: argparse.Namespace, v: dict[str, Any]) -> None:
         f"{v['probes_lost']}, batches dropped {v['dropped_batches']}   target none   "
         f"{ok('errors')}",
         f"verdict: {'PASS' if v['pass'] else 'FAIL'}"]), flush=True)
+
+
+def _slow(m: dict[str, float]) -> float:
+    """Journal appends over 50 ms so far (from the histogram's buckets)."""
+    name = "streamwatch_journal_append_seconds"
+    return m.get(f"{name}_count", 0.0) - m.get(f'{name}_bucket{{le="0.05"}}', 0.0)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -341,6 +355,9 @@ def main(argv: list[str] | None = None) -> int:
             ("--grace", float, 5.0, "seconds a probe may take before it counts as lost"),
             ("--max-slope", float, 1.0, "memory bound: RSS slope over the second half, MB/min"),
             ("--max-p99-ms", float, 100.0, "latency bound: p99 accept->websocket, ms"),
+            ("--replay-buffer", int, 100, "the service's feed resume buffer (events; 0: the "
+             "config's); small, so that it is full early and its filling is not taken for a "
+             "leak"),
             ("--config", Path, svcbench.ROOT / "config", "config/ to copy (without sources.toml)"),
             ("--detectors", Path, svcbench.ROOT / "detectors", "detectors/ of the service"),
             ("--token", str, os.environ.get("STREAMWATCH_BENCH_TOKEN", ""),
@@ -353,6 +370,8 @@ def main(argv: list[str] | None = None) -> int:
             and a.probe_every > 0 and a.report_every > 0 and a.sample_every > 0):
         p.error("--minutes, --rate, --batch, --clients and the intervals must be positive")
     a.token = a.token or "soak-" + secrets.token_hex(16)   # never starts with "-" (argv)
+    if a.replay_buffer > 0:                   # read by the service subprocess's config loader
+        os.environ["STREAMWATCH_FEED__REPLAY_BUFFER"] = str(a.replay_buffer)
     a.service_cmd, a.deflate, a.seconds = "", False, a.minutes * 60
     sys.path.insert(0, str(svcbench.ROOT / "src"))
     tmp = Path(tempfile.mkdtemp(prefix="streamwatch-soak-"))

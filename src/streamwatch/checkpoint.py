@@ -26,6 +26,7 @@ from typing import Any
 
 from streamwatch import __version__
 from streamwatch.config.load import Config
+from streamwatch.histogram import Histogram
 from streamwatch.ingest.batch import Batch
 from streamwatch.store.base import StoreError
 from streamwatch.store.journal import JOURNAL_DIR, Journal, Recovery, Snapshot
@@ -61,6 +62,8 @@ class Checkpointer:
         self.logged_samples = 0
         self.write_errors = 0
         self.replayed_samples = 0
+        self.append_seconds = Histogram()  # journal append + fsync, per consumer round
+        self.checkpoint_seconds = Histogram()   # writing + fsync'ing a checkpoint
         self.freeze_seconds = 0.0        # last pickling pause of the consumer
         self.last_bytes = 0
         self._writing: asyncio.Task[bool] | None = None
@@ -76,11 +79,13 @@ class Checkpointer:
         """Log `batches` durably; False when the journal is broken (or breaks now)."""
         if not self.healthy:
             return False
+        t0 = time.perf_counter()
         try:
             await asyncio.to_thread(self.journal.append, batches)
         except StoreError as exc:
             self._broke(exc)
             return False
+        self.append_seconds.observe(time.perf_counter() - t0)
         self.logged_samples += sum(len(b) for b in batches)
         return True
 
@@ -125,11 +130,13 @@ class Checkpointer:
         return True
 
     async def _write(self, snap: Snapshot) -> bool:
+        t0 = time.perf_counter()
         try:
             await asyncio.to_thread(self.journal.checkpoint, snap)
         except StoreError as exc:
             self._failed(exc)
             return False
+        self.checkpoint_seconds.observe(time.perf_counter() - t0)
         if not self.healthy and self.checkpoints:
             log.info("journal writable again")
         self.healthy, self.error, self._backoff = True, None, 0.0

@@ -180,6 +180,13 @@ class ServiceCollector(Collector):
         yield CounterMetricFamily("streamwatch_journal_errors_total",
                                   "Failed journal or checkpoint writes.",
                                   value=c.write_errors if c else 0)
+        yield _histogram("streamwatch_journal_append_seconds",
+                         "Time to write and fsync one consumer round to the journal (a push "
+                         "is answered after it: disk latency shows here first).",
+                         c.append_seconds if c else Histogram())
+        yield _histogram("streamwatch_journal_checkpoint_seconds",
+                         "Time to write and fsync a checkpoint (in a worker thread).",
+                         c.checkpoint_seconds if c else Histogram())
         yield CounterMetricFamily("streamwatch_journal_replayed_samples_total",
                                   "Samples replayed from the journal at start (after a crash).",
                                   value=c.replayed_samples if c else 0)
