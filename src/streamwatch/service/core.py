@@ -71,7 +71,7 @@ def _warm_up(config: Config) -> None:
     lines = [b'{"stream":"warm","metric":"%s","ts":%.1f,"value":%d}' % (m, t0 + k, k)
              for k in range(3) for m in (b"viewers", b"orders_total", b"product_clicks_total",
                                          b"live", b"bitrate_kbps", b"error_ratio")]
-    res = p.parser.parse_ndjson(b"\n".join(lines), now=t0 + 10)
+    res = p.parser.commit(p.parser.parse_ndjson(b"\n".join(lines), now=t0 + 10))
     p.process(res.batch)
 
 
