@@ -62,10 +62,8 @@ class Checkpointer:
         self.logged_samples = 0
         self.write_errors = 0
         self.replayed_samples = 0
-        self.append_seconds = Histogram()  # journal append + fsync, per consumer round
+        self.append_seconds = Histogram()  # journal append + fsync (a round, or a resolve)
         self.checkpoint_seconds = Histogram()   # writing + fsync'ing a checkpoint
-        self.freeze_seconds = 0.0        # last pickling pause of the consumer
-        self.last_bytes = 0
         self._writing: asyncio.Task[bool] | None = None
 
     def recover(self) -> Recovery:
@@ -77,26 +75,25 @@ class Checkpointer:
 
     async def log(self, batches: list[Batch]) -> bool:
         """Log `batches` durably; False when the journal is broken (or breaks now)."""
-        if not self.healthy:
+        if not await self._append(self.journal.append, batches):
             return False
-        t0 = time.perf_counter()
-        try:
-            await asyncio.to_thread(self.journal.append, batches)
-        except StoreError as exc:
-            self._broke(exc)
-            return False
-        self.append_seconds.observe(time.perf_counter() - t0)
         self.logged_samples += sum(len(b) for b in batches)
         return True
 
     async def log_close(self, incident_id: str, ts: float, by: str) -> bool:
+        """Log a manual resolve in its place among the batches; False as `log`."""
+        return await self._append(self.journal.append_close, incident_id, ts, by)
+
+    async def _append(self, write: Callable[..., int], *args: Any) -> bool:
         if not self.healthy:
             return False
+        t0 = time.perf_counter()
         try:
-            await asyncio.to_thread(self.journal.append_close, incident_id, ts, by)
+            await asyncio.to_thread(write, *args)
         except StoreError as exc:
             self._broke(exc)
             return False
+        self.append_seconds.observe(time.perf_counter() - t0)
         return True
 
     def due(self, store_clean: bool) -> bool:
@@ -115,15 +112,12 @@ class Checkpointer:
         written (or, not waiting, started)."""
         if self._writing is not None and not self._writing.done():
             return False                       # one at a time
-        t0 = time.perf_counter()
         try:
             snap = self.journal.freeze(state)
         except Exception as exc:               # a state that cannot be pickled: say so, go on
             self._failed(exc)
             return False
         self.last_at = self.clock()
-        self.freeze_seconds = time.perf_counter() - t0
-        self.last_bytes = len(snap.blob)
         if wait or not self.healthy:
             return await self._write(snap)
         self._writing = asyncio.create_task(self._write(snap), name="streamwatch-checkpoint")

@@ -181,8 +181,9 @@ class ServiceCollector(Collector):
                                   "Failed journal or checkpoint writes.",
                                   value=c.write_errors if c else 0)
         yield _histogram("streamwatch_journal_append_seconds",
-                         "Time to write and fsync one consumer round to the journal (a push "
-                         "is answered after it: disk latency shows here first).",
+                         "Time to write and fsync one journal entry: a consumer round (a push "
+                         "is answered after it: disk latency shows here first) or a manual "
+                         "resolve.",
                          c.append_seconds if c else Histogram())
         yield _histogram("streamwatch_journal_checkpoint_seconds",
                          "Time to write and fsync a checkpoint (in a worker thread).",

@@ -305,14 +305,7 @@ class WebhookDispatcher:
             for item in logged:
                 if item.data.get("silenced") or not hook.matches(item.data):
                     continue              # silenced (incidents/silence.py): recorded, not paged
-                d = Delivery(key=f"{hook.id}:{item.id}", webhook_id=hook.id, event=item.data,
-                             body=self._body(hook, item.data))
-                if len(lane.queue) >= self.settings.max_pending:
-                    dead.append(self._dead(hook, d, f"queue full "
-                                                    f"({self.settings.max_pending} pending)"))
-                    continue
-                lane.queue.append(d)
-                new.append((d.key, hook.id, d.event))
+                self._enqueue(lane, item.id, item.data, new, dead)
             if lane.queue:
                 lane.wake.set()
         if new or dead:
@@ -329,24 +322,32 @@ class WebhookDispatcher:
                            created_at=self.clock(), routed=True)
             self._lanes[hook.id] = _Lane(hook)
 
-    def deliver(self, target: str, event: dict[str, Any], key: str) -> int:
+    def deliver(self, target: str, event: dict[str, Any], key: str, *,
+                bounded: bool = True) -> int:
         """Queue alert `event` for receiver `target` ("command": every webhook subscribed to
         the command team), Idempotency-Key "{target}:{key}"; how many were queued."""
-        lanes = self._targets(target)
-        new, dead = [], []
-        for lane in lanes:
-            d = Delivery(key=f"{lane.hook.id}:{key}", webhook_id=lane.hook.id, event=event,
-                         body=self._body(lane.hook, event))
-            if len(lane.queue) >= self.settings.max_pending:
-                dead.append(self._dead(lane.hook, d, f"queue full "
-                                                     f"({self.settings.max_pending} pending)"))
-                continue
-            lane.queue.append(d)
-            new.append((d.key, lane.hook.id, d.event))
+        new: list[tuple[str, str, dict[str, Any]]] = []
+        dead: list[tuple[str, str, dict[str, Any]]] = []
+        for lane in self._targets(target):
+            self._enqueue(lane, key, event, new, dead, bounded)
             lane.wake.set()
         if new or dead:
             self._write(new, dead)
         return len(new)
+
+    def _enqueue(self, lane: _Lane, key: str, event: dict[str, Any],
+                 new: list[tuple[str, str, dict[str, Any]]],
+                 dead: list[tuple[str, str, dict[str, Any]]], bounded: bool = True) -> None:
+        """One delivery on `lane`'s queue (noted in `new` for the store), or, past
+        `max_pending` when `bounded`, a dead letter (noted in `dead`)."""
+        hook = lane.hook
+        d = Delivery(key=f"{hook.id}:{key}", webhook_id=hook.id, event=event,
+                     body=self._body(hook, event))
+        if bounded and len(lane.queue) >= self.settings.max_pending:
+            dead.append(self._dead(hook, d, f"queue full ({self.settings.max_pending} pending)"))
+            return
+        lane.queue.append(d)
+        new.append((d.key, hook.id, d.event))
 
     def _targets(self, target: str) -> list[_Lane]:
         if target == "command":
@@ -357,18 +358,9 @@ class WebhookDispatcher:
     def send(self, target: str, payload: dict[str, Any]) -> int:
         """Queue a notification that is not an alert event (an escalation, incidents/
         escalate.py: `payload["id"]` makes the Idempotency-Key) to webhook `target`, or to every
-        webhook subscribed to the command team for "command"; how many were queued."""
-        lanes = self._targets(target)
-        new = []
-        for lane in lanes:
-            d = Delivery(key=f"{lane.hook.id}:{payload['id']}", webhook_id=lane.hook.id,
-                         event=payload, body=orjson.dumps(payload))
-            lane.queue.append(d)
-            new.append((d.key, lane.hook.id, d.event))
-            lane.wake.set()
-        if new:
-            self._write(new)
-        return len(new)
+        webhook subscribed to the command team for "command"; how many were queued. Not held to
+        `max_pending`: an escalation is exactly what must not be dropped from a full queue."""
+        return self.deliver(target, payload, str(payload["id"]), bounded=False)
 
     def _body(self, hook: Webhook, event: dict[str, Any]) -> bytes:
         if event.get("type") == "escalation":          # send(): the same body in every format
