@@ -424,9 +424,10 @@ class WebhookDispatcher:
                    "User-Agent": f"streamwatch/{__version__}",
                    SIGNATURE_HEADER: sign(hook.secret, d.body, t)}
         try:
-            r = await asyncio.wait_for(self._client.post(hook.url, content=d.body,
-                                                         headers=headers),
-                                       self.settings.timeout)
+            # asyncio.timeout, not wait_for: on 3.11 wait_for swallows a cancellation that
+            # arrives as the POST completes, and `stop()` then waited forever for this worker
+            async with asyncio.timeout(self.settings.timeout):
+                r = await self._client.post(hook.url, content=d.body, headers=headers)
         except (TimeoutError, httpx.TimeoutException):
             return False, False, f"timed out after {self.settings.timeout:g} s", None
         except httpx.HTTPError as exc:
