@@ -15,9 +15,9 @@ from pathlib import Path
 from typing import Literal
 
 import pytest
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field
 
-from streamwatch.config.durations import parse_duration
+from streamwatch.config.durations import Duration, OptionalDuration, parse_duration
 from streamwatch.config.reference import (COMMAND, END, START, Table, format_duration, render,
                                           rule_tables, service_tables, splice, undocumented)
 
@@ -55,13 +55,10 @@ def test_every_setting_and_table_has_a_description() -> None:
 
 class _Leaf(BaseModel):
     """A leaf."""
-    wait: float = Field(default=90.0, gt=0, description="how long")
+    wait: Duration = Field(default=90.0, gt=0, description="how long")
     mode: Literal["a", "b"] = Field(default="a", description="which")
-
-    @field_validator("wait", mode="before")
-    @classmethod
-    def _d(cls, v: object) -> float:
-        return parse_duration(v)
+    every: OptionalDuration = Field(default=None, description="how often, if at all")
+    count: float = Field(default=300.0, description="a plain number, not a duration")
 
 
 class _Node(BaseModel):
@@ -91,6 +88,9 @@ def test_discovery_follows_the_models_wherever_they_nest() -> None:
     assert routes.description == "child routes"
     wait = _keys(_table(tables, "[[many]]"))["wait"]
     assert (wait.type, wait.default, wait.constraints) == ("duration", '`"1m30s"`', "> 0s")
+    every = _keys(_table(tables, "[[many]]"))["every"]
+    assert (every.type, every.default) == ("duration", "unset")
+    assert _keys(_table(tables, "[[many]]"))["count"].default == "`300.0`"
     assert _keys(_table(tables, "[section]"))["mode"].constraints == "one of `a`, `b`"
 
 

@@ -8,7 +8,7 @@ method's `Params` (detect/registry.py `METHODS`). For every key: name, type, def
 constraints pydantic enforces (gt/ge/lt/le, lengths, literal and enum choices) and a
 description. The description is the field's `description=`, else the comment on (or right
 above) the field's line - that is how the detector modules document their parameters. A field
-whose validator calls `parse_duration` is a duration and is shown as one ("30s", "5m").
+typed `Duration` / `OptionalDuration` (config/durations.py) is shown as a duration ("30s", "5m").
 
 scripts/config_reference.py prints it or writes it between the README's markers;
 tests/config/test_reference_doc.py fails when the README differs from `render()`.
@@ -29,9 +29,11 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
-from pydantic import BaseModel
+from pydantic import BaseModel, BeforeValidator
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
+
+from streamwatch.config.durations import DURATION_PARSERS
 
 __all__ = ["START", "END", "COMMAND", "Key", "Table", "render", "splice", "service_tables",
            "rule_tables", "undocumented", "format_duration"]
@@ -88,14 +90,11 @@ def format_duration(seconds: float) -> str:
     return "".join(parts)
 
 
-def _durations(model: type[BaseModel]) -> frozenset[str]:
-    """Fields whose validator calls `parse_duration` (inherited validators included)."""
-    out: set[str] = set()
-    for dec in model.__pydantic_decorators__.field_validators.values():
-        code = getattr(getattr(dec.func, "__func__", dec.func), "__code__", None)
-        if code is not None and "parse_duration" in code.co_names:
-            out.update(dec.info.fields)
-    return frozenset(out)
+def _is_duration(info: FieldInfo) -> bool:
+    """Whether the field is typed `Duration` / `OptionalDuration`: pydantic keeps the type's
+    `BeforeValidator` in the field's metadata, and its function is one of the duration parsers."""
+    return any(isinstance(meta, BeforeValidator) and meta.func in DURATION_PARSERS
+               for meta in info.metadata)
 
 
 @functools.cache
@@ -252,7 +251,7 @@ def _constraints(info: FieldInfo, ann: Any, duration: bool) -> str:
 
 
 def _key(model: type[BaseModel], name: str, info: FieldInfo) -> Key:
-    duration = name in _durations(model)
+    duration = _is_duration(info)
     ann = info.annotation
     return Key(name=name, type=_type_name(ann, duration), default=_default(info, duration),
                constraints=_constraints(info, ann, duration),

@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from streamwatch.config.durations import parse_duration
+from streamwatch.config.durations import OptionalDuration
 
 __all__ = ["RoutingSettings", "Receiver", "Route", "Match"]
 
@@ -66,16 +66,11 @@ class Route(_Model):
                                         description="receiver names (absent: the parent's)")
     continue_: bool = Field(default=False, alias="continue",
                             description="after matching, try the next sibling routes too")
-    repeat_interval: float | None = Field(default=None, gt=0, description=(
+    repeat_interval: OptionalDuration = Field(default=None, gt=0, description=(
         "re-send an open, unacknowledged incident this often (absent: the parent's)"))
     send_resolved: bool | None = Field(default=None,
                                        description="notify when the incident resolves")
     routes: list[Route] = Field(default_factory=list, description="child routes, in order")
-
-    @field_validator("repeat_interval", mode="before")
-    @classmethod
-    def _dur(cls, v: object) -> float | None:
-        return None if v is None else parse_duration(v)
 
 
 class Receiver(_Model):

@@ -4,6 +4,11 @@ A rules file has an optional `[defaults]` table inherited by each `[[rule]]` (al
 route-style): a rule states only what differs. Method-specific keys (`fast`, `z_min`,
 `denominator`, ...) stay on the rule and are validated by that method's `Params` model when the
 detector is built (detect/registry.py), so one error message format covers both.
+
+Unknown keys are errors, never silently dropped: a rule's own keys must be the Rule's or its
+method's (registry.check_rule); `[defaults]` is shared by rules of several methods, so each of its
+keys must be some method's (checked once, here), and a rule inherits only those that are its
+method's - `fast` for the baseline rules of a file does not land on its count rule.
 """
 from __future__ import annotations
 
@@ -13,7 +18,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from streamwatch.config.durations import parse_duration
+from streamwatch.config.durations import Duration
 from streamwatch.types import Team
 
 __all__ = ["Rule", "RuleSet", "load_rules_file", "format_validation_error"]
@@ -34,19 +39,14 @@ class Rule(BaseModel):
     team: Team = Field(default=Team.LIVE_OPS, description="who handles what this rule finds")
     direction: Direction = Field(default="both", description=(
         "which way is anomalous; each method says which directions it takes"))
-    min_duration: float = Field(default=0.0, description=(
+    min_duration: Duration = Field(default=0.0, description=(
         "how long an anomaly must persist before it counts (becomes a signal)"))
-    clear_after: float = Field(default=30.0, description=(
+    clear_after: Duration = Field(default=30.0, description=(
         "how long of normal before an active anomaly clears"))
     levels: dict[int, float] = Field(min_length=1, description=(
         "threshold per level, `{ 1 = x, 2 = y }` (levels 1..4, 1 most severe); what a "
         "threshold is depends on the method"))
     source: str = ""                         # "file: rule[i]" for messages; filled by the loader
-
-    @field_validator("min_duration", "clear_after", mode="before")
-    @classmethod
-    def _duration(cls, v: object) -> float:
-        return parse_duration(v)
 
     @field_validator("levels")
     @classmethod
@@ -97,9 +97,25 @@ def load_rules_file(path: Path) -> tuple[list[Rule], list[str]]:
     raw_rules = data.get("rule", [])
     if not isinstance(raw_rules, list):
         return [], problems + [f"{name}: rule: must be an array of tables ([[rule]])"]
+    # lazily: detect/ builds on config/, and only the registry knows the methods' keys
+    from streamwatch.detect.registry import METHODS, method_keys, unknown_key
+    for key, value in defaults.items():
+        hint = unknown_key(key, None)
+        if hint is not None:
+            shown = "" if isinstance(value, dict) else f" = {value!r}"
+            problems.append(f"{name}: defaults.{key}{shown}: unknown key; {hint}")
     rules: list[Rule] = []
     for i, raw in enumerate(raw_rules):
-        merged = {**defaults, **raw, "source": f"{name}: rule[{i}]"}
+        if not isinstance(raw, dict):
+            problems.append(f"{name}: rule[{i}] = {raw!r}: must be a table ([[rule]])")
+            continue
+        method = raw.get("method", defaults.get("method"))
+        if isinstance(method, str) and method in METHODS:   # else all: the method is reported
+            keep = Rule.model_fields.keys() | method_keys(method)
+            inherited = {k: v for k, v in defaults.items() if k in keep}
+        else:
+            inherited = defaults
+        merged = {**inherited, **raw, "source": f"{name}: rule[{i}]"}
         try:
             rules.append(Rule.model_validate(merged))
         except ValidationError as exc:

@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from streamwatch.config.durations import parse_duration
+from streamwatch.config.durations import Duration
 from streamwatch.config.routing import RoutingSettings
 
 __all__ = ["ServiceConfig", "IngestSettings", "GradingSettings", "ServerSettings",
@@ -22,24 +22,19 @@ class _Section(BaseModel):
 class IngestSettings(_Section):
     """`[ingest]`: what a sample must be to be accepted, and how lateness and silence are
     judged (on event time, per stream)."""
-    allowed_lateness: float = Field(default=30.0, description=(
+    allowed_lateness: Duration = Field(default=30.0, description=(
         "samples further behind their stream's newest `ts` are dropped (counted as late)"))
-    silence_after: float = Field(default=25.0, description=(
+    silence_after: Duration = Field(default=25.0, description=(
         "a live room with no sample for this long (event time) is an incident candidate"))
     max_labels: int = Field(default=16, ge=0, description=(
         "label pairs per sample; a sample with more is rejected"))
     max_label_len: int = Field(default=128, ge=1, description=(
         "characters per label key or value; a sample with a longer one is rejected"))
-    future_skew: float = Field(default=300.0, description=(
+    future_skew: Duration = Field(default=300.0, description=(
         "samples further ahead of the server's clock are absurd and rejected"))
     max_streams: int = Field(default=50_000, ge=1, description=(
         "streams tracked at most; a sample of a new stream beyond it is rejected (reason "
         "`stream_limit`), samples of tracked streams are still accepted"))
-
-    @field_validator("allowed_lateness", "silence_after", "future_skew", mode="before")
-    @classmethod
-    def _dur(cls, v: object) -> float:
-        return parse_duration(v)
 
 
 class GradingSettings(_Section):
@@ -98,13 +93,8 @@ class StorageSettings(_Section):
     journal: bool = Field(default=True, description=(
         "accepted samples are fsync'ed to DATA_DIR/journal before the push is answered, and "
         "replayed after a crash (kill -9, power loss)"))
-    checkpoint_interval: float = Field(default=60.0, gt=0, description=(
+    checkpoint_interval: Duration = Field(default=60.0, gt=0, description=(
         "how often the detectors' state is saved (bounds the journal replayed after a crash)"))
-
-    @field_validator("checkpoint_interval", mode="before")
-    @classmethod
-    def _dur(cls, v: object) -> float:
-        return parse_duration(v)
 
 
 class SourceSettings(_Section):
@@ -116,12 +106,12 @@ class SourceSettings(_Section):
         "a JSON endpoint (samples, or room statistics read through `mapping`), a Prometheus "
         "exporter's text exposition, or the built-in simulator"))
     url: str = Field(default="", description="what is polled (http_json, prometheus)")
-    interval: float = Field(default=5.0, description="time between polls")
-    timeout: float = Field(default=2.0, description=(
+    interval: Duration = Field(default=5.0, description="time between polls")
+    timeout: Duration = Field(default=2.0, description=(
         "deadline of one whole poll (connect + answer + body)"))
     jitter: float = Field(default=0.1, description=(
         "random spread of each interval and back-off, as a fraction (0.1 = +-10 %)"))
-    max_backoff: float = Field(default=60.0, description=(
+    max_backoff: Duration = Field(default=60.0, description=(
         "longest wait between retries of a failing source; waits double from `interval` on "
         "each failure in a row and return to `interval` on success"))
     stream: str = Field(default="", description=(
@@ -140,11 +130,6 @@ class SourceSettings(_Section):
     minutes: float = Field(default=240.0, description="simulator: length of the session")
     speed: float = Field(default=1.0, description=(
         "simulator: event-time seconds per wall second (1 = live)"))
-
-    @field_validator("interval", "timeout", "max_backoff", mode="before")
-    @classmethod
-    def _dur(cls, v: object) -> float:
-        return parse_duration(v)
 
 
 Role = Literal["ingest", "viewer", "operator", "admin"]
@@ -205,12 +190,12 @@ class WebhookSettings(_Section):
         "hosts webhooks may target: exact names or addresses, `*.example.com` for subdomains; "
         "env STREAMWATCH_WEBHOOK_ALLOWED_HOSTS (comma-separated) replaces it; empty: no "
         "webhook can be added"))
-    timeout: float = Field(default=5.0, gt=0, description="per delivery attempt")
+    timeout: Duration = Field(default=5.0, gt=0, description="per delivery attempt")
     max_attempts: int = Field(default=8, ge=1, le=100, description=(
         "attempts before a delivery becomes a dead letter (`GET /v1/webhooks/dead-letters`)"))
-    backoff_base: float = Field(default=1.0, gt=0, description=(
+    backoff_base: Duration = Field(default=1.0, gt=0, description=(
         "retries wait min(backoff_max, backoff_base x 2^(n-1)) x a random 0.5..1"))
-    backoff_max: float = Field(default=300.0, gt=0, description=(
+    backoff_max: Duration = Field(default=300.0, gt=0, description=(
         "longest wait between attempts (also caps a receiver's `Retry-After`)"))
     max_pending: int = Field(default=10_000, ge=1, description=(
         "deliveries queued per webhook; beyond it new ones become dead letters"))
@@ -218,11 +203,6 @@ class WebhookSettings(_Section):
     external_url: str = Field(default="", description=(
         "this service's public base URL: the Alertmanager format's `externalURL` and each "
         "alert's `generatorURL`"))
-
-    @field_validator("timeout", "backoff_base", "backoff_max", mode="before")
-    @classmethod
-    def _dur(cls, v: object) -> float:
-        return parse_duration(v)
 
     @field_validator("allowed_hosts")
     @classmethod
@@ -236,17 +216,12 @@ class EscalationStep(_Section):
     command team). A team's steps fire in order of `after` (incidents/escalate.py)."""
     team: Literal["live_ops", "tech", "customer_service", "logistics", "command"] = Field(
         description="the team whose unacknowledged incidents this step watches")
-    after: float = Field(gt=0, description=(
+    after: Duration = Field(gt=0, description=(
         "how long after the incident's first alert (wall clock) without an ack this step "
         "notifies"))
     notify: str = Field(min_length=1, max_length=100, description=(
         "a webhook id (from `POST /v1/webhooks`), or \"command\": every webhook whose "
         "`teams` include command"))
-
-    @field_validator("after", mode="before")
-    @classmethod
-    def _dur(cls, v: object) -> float:
-        return parse_duration(v)
 
 
 class ServiceConfig(_Section):

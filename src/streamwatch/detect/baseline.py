@@ -33,7 +33,7 @@ import numba as nb
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from streamwatch.config.durations import parse_duration
+from streamwatch.config.durations import Duration
 from streamwatch.detect.base import Scores
 from streamwatch.types import Floats, Ints
 
@@ -46,20 +46,15 @@ class BaselineParams(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
     levels: dict[int, float]         # relative change of fast vs slow: 0.5 = half gone / +50 %
     direction: Literal["up", "down", "both"] = "both"
-    window: float = 600.0            # half-life of the slow baseline (what it normally does)
-    fast: float = 20.0               # half-life of the fast level (what it does now)
-    warmup: float = 180.0            # no scoring before the series is this old
+    window: Duration = 600.0         # half-life of the slow baseline (what it normally does)
+    fast: Duration = 20.0            # half-life of the fast level (what it does now)
+    warmup: Duration = 180.0         # no scoring before the series is this old
     z_min: float = Field(default=4.0, gt=0)      # significance gate, in spreads of the level
     floor: float = Field(default=0.02, ge=0)     # least spread, as a fraction of the level
     protect: float = Field(default=0.05, ge=0, le=1)  # what an anomalous sample still teaches
-    ramp: float = 600.0              # a young series learns unprotected: its ramp-up is normal
-    adapt: float = 900.0             # an anomaly lasting longer is learnt as the new normal
+    ramp: Duration = 600.0           # a young series learns unprotected: its ramp-up is normal
+    adapt: Duration = 900.0          # an anomaly lasting longer is learnt as the new normal
     counter: bool = False            # set by the registry for *_total metrics
-
-    @field_validator("window", "fast", "warmup", "ramp", "adapt", mode="before")
-    @classmethod
-    def _dur(cls, v: object) -> float:
-        return parse_duration(v)
 
     @field_validator("levels")
     @classmethod

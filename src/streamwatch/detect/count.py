@@ -41,9 +41,9 @@ from typing import ClassVar, Literal
 
 import numba as nb
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from streamwatch.config.durations import parse_duration
+from streamwatch.config.durations import Duration
 from streamwatch.detect.base import Scores
 from streamwatch.types import Floats, Ints
 
@@ -57,25 +57,15 @@ class CountParams(BaseModel):
     levels: dict[int, float]   # down: expected events missing; up: evidence in nats (5 ~ x150)
     direction: Literal["up", "down"] = "up"
     ratio: float = Field(default=0.0, ge=0)   # the change tested for; 0 = 0.1 down / 4 up
-    window: float = 1800.0                    # half-life of the expected rate
-    warmup: float = 300.0                     # no judging before the series is this old
+    window: Duration = 1800.0                 # half-life of the expected rate
+    warmup: Duration = 300.0                  # no judging before the series is this old
     min_events: float = Field(default=5.0, ge=0)   # events learnt before judging
     min_excess: float = Field(default=4.0, ge=0)   # "up": at least this many extra events
     max_fraction: float = Field(default=0.5, gt=0, le=1)  # "down": at most this share observed
     per: str | None = None       # exposure: another metric of the stream; default elapsed time
     per_gauge: bool = False      # set by the registry: `per` is a gauge (exposure = value x time)
-    ramp: float = 600.0          # a young series learns freely: its ramp-up is normal
-    adapt: float = 900.0         # evidence building for longer: learnt as the new normal
-
-    @field_validator("ramp", "adapt", mode="before")
-    @classmethod
-    def _dur2(cls, v: object) -> float:
-        return parse_duration(v)
-
-    @field_validator("window", "warmup", mode="before")
-    @classmethod
-    def _dur(cls, v: object) -> float:
-        return parse_duration(v)
+    ramp: Duration = 600.0       # a young series learns freely: its ramp-up is normal
+    adapt: Duration = 900.0      # evidence building for longer: learnt as the new normal
 
     @model_validator(mode="after")
     def _ratio(self) -> "CountParams":
