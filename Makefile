@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test bench bench-quality bench-throughput bench-service bench-soak bench-fuzz bench-faults check clean
+.PHONY: demo test bench bench-quality bench-throughput bench-service bench-soak bench-disk bench-fuzz bench-faults check clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -34,6 +34,9 @@ bench-service: $(STAMP)
 
 bench-soak: $(STAMP)
 	$(BIN)/python benchmarks/soak.py
+
+bench-disk: $(STAMP)
+	$(BIN)/python benchmarks/disk.py
 
 bench-fuzz: $(STAMP)
 	$(BIN)/python benchmarks/fuzz.py

@@ -1,8 +1,13 @@
 """Checkpointer: the service's policy around the sample journal (store/journal.py).
 
-- Every batch the consumer takes is logged (fsync'ed) before it is processed; its pushers are
-  answered only then. A manual resolve is logged too, in its place among the batches: it changes
-  the pipeline's incident state and takes an event id, so a replay without it would drift.
+- Every batch the consumer takes is written to the log before it is processed, and its pushers
+  are answered once that write is fsync'ed. The two are apart on purpose: the write (into the
+  page cache, on the consumer's thread) is what makes a kill -9 replayable, since everything
+  detected is in the file; the fsync (a worker thread, one for all entries written meanwhile)
+  is what makes an answered push survive a power loss too. Detection waits for the first only,
+  so the disk's fsync outliers (100-460 ms on this VM) delay answers, never alerts.
+  A manual resolve is logged too, in its place among the batches: it changes the pipeline's
+  incident state and takes an event id, so a replay without it would drift.
 - When a log write fails (disk full, I/O error) the journal is *broken*: continuity is lost, so
   nothing more is appended - pushes are answered 503 ("not stored; retry"), detection and the
   feed go on - until a checkpoint succeeds, which covers everything processed meanwhile and
@@ -62,9 +67,13 @@ class Checkpointer:
         self.logged_samples = 0
         self.write_errors = 0
         self.replayed_samples = 0
-        self.append_seconds = Histogram()  # journal append + fsync (a round, or a resolve)
+        self.append_seconds = Histogram()  # an entry's write until its fsync is done
         self.checkpoint_seconds = Histogram()   # writing + fsync'ing a checkpoint
         self._writing: asyncio.Task[bool] | None = None
+        self._waiters: list[tuple[int, float, asyncio.Future[bool]]] = []
+        self._syncing: asyncio.Task[None] | None = None
+        # fsyncs the store before a checkpoint says its events were emitted (sqlite.py NORMAL)
+        self.before_checkpoint: Callable[[], None] | None = None
 
     def recover(self) -> Recovery:
         rec = self.journal.recover()
@@ -73,28 +82,63 @@ class Checkpointer:
                 "reason": rec.stale, "journal": str(self.journal.dir)})
         return rec
 
-    async def log(self, batches: list[Batch]) -> bool:
-        """Log `batches` durably; False when the journal is broken (or breaks now)."""
-        if not await self._append(self.journal.append, batches):
-            return False
-        self.logged_samples += sum(len(b) for b in batches)
-        return True
+    def log(self, batches: list[Batch]) -> int | None:
+        """Write `batches` to the log (not yet durable: see `durable`); its sequence number,
+        None when the journal is broken (or breaks now)."""
+        seq = self._append(self.journal.append, batches)
+        if seq is not None:
+            self.logged_samples += sum(len(b) for b in batches)
+        return seq
 
-    async def log_close(self, incident_id: str, ts: float, by: str) -> bool:
-        """Log a manual resolve in its place among the batches; False as `log`."""
-        return await self._append(self.journal.append_close, incident_id, ts, by)
+    def log_close(self, incident_id: str, ts: float, by: str) -> int | None:
+        """Write a manual resolve in its place among the batches; as `log`."""
+        return self._append(self.journal.append_close, incident_id, ts, by)
 
-    async def _append(self, write: Callable[..., int], *args: Any) -> bool:
+    def _append(self, write: Callable[..., int], *args: Any) -> int | None:
         if not self.healthy:
-            return False
-        t0 = time.perf_counter()
+            return None
         try:
-            await asyncio.to_thread(write, *args)
+            return write(*args)
         except StoreError as exc:
             self._broke(exc)
-            return False
-        self.append_seconds.observe(time.perf_counter() - t0)
-        return True
+            return None
+
+    def durable(self, seq: int | None) -> asyncio.Future[bool]:
+        """A future that gets True once entry `seq` is fsync'ed, False if it cannot be (the
+        journal broke first; `seq` None: it was never written). One fsync in a worker thread
+        covers every entry written before it starts (group commit)."""
+        fut: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        if seq is None:
+            fut.set_result(False)
+        elif seq <= self.journal.synced_seq:
+            fut.set_result(True)
+        else:
+            self._waiters.append((seq, time.perf_counter(), fut))
+            if self._syncing is None or self._syncing.done():
+                self._syncing = asyncio.create_task(self._sync(), name="streamwatch-journal-sync")
+        return fut
+
+    async def _sync(self) -> None:
+        while self._waiters:
+            try:
+                synced = await asyncio.to_thread(self.journal.sync)
+            except StoreError as exc:
+                self._broke(exc)
+                waiters, self._waiters = self._waiters, []
+                for _, _, fut in waiters:
+                    if not fut.done():
+                        fut.set_result(False)
+                return
+            now = time.perf_counter()
+            keep = []
+            for seq, t0, fut in self._waiters:
+                if seq > synced:
+                    keep.append((seq, t0, fut))
+                    continue
+                self.append_seconds.observe(now - t0)
+                if not fut.done():
+                    fut.set_result(True)
+            self._waiters = keep
 
     def due(self, store_clean: bool) -> bool:
         if not store_clean:
@@ -126,7 +170,7 @@ class Checkpointer:
     async def _write(self, snap: Snapshot) -> bool:
         t0 = time.perf_counter()
         try:
-            await asyncio.to_thread(self.journal.checkpoint, snap)
+            await asyncio.to_thread(self._write_now, snap)
         except StoreError as exc:
             self._failed(exc)
             return False
@@ -138,9 +182,11 @@ class Checkpointer:
         return True
 
     async def settle(self) -> None:
-        """Wait for a checkpoint being written (before a clean stop)."""
-        if self._writing is not None:
-            await asyncio.gather(self._writing, return_exceptions=True)
+        """Wait for the fsync of what was logged and for a checkpoint being written (before
+        a clean stop: every sender gets its answer)."""
+        for task in (self._syncing, self._writing):
+            if task is not None:
+                await asyncio.gather(task, return_exceptions=True)
 
     def _failed(self, exc: Exception) -> None:
         """A checkpoint not written: the previous one and the log still pair up, so a healthy
@@ -153,10 +199,15 @@ class Checkpointer:
                                                       "retry_in_s": self._backoff,
                                                       "pushes_answer_503": not self.healthy})
 
+    def _write_now(self, snap: Snapshot) -> None:
+        if self.before_checkpoint is not None:
+            self.before_checkpoint()
+        self.journal.checkpoint(snap)
+
     def checkpoint_now(self, state: Any) -> bool:
         """Freeze and write, blocking: for a clean stop."""
         try:
-            self.journal.checkpoint(self.journal.freeze(state))
+            self._write_now(self.journal.freeze(state))
         except (StoreError, OSError) as exc:
             log.error("final checkpoint failed: the journal will be replayed at start",
                       extra={"error": str(exc)})

@@ -181,9 +181,9 @@ class ServiceCollector(Collector):
                                   "Failed journal or checkpoint writes.",
                                   value=c.write_errors if c else 0)
         yield _histogram("streamwatch_journal_append_seconds",
-                         "Time to write and fsync one journal entry: a consumer round (a push "
-                         "is answered after it: disk latency shows here first) or a manual "
-                         "resolve.",
+                         "Time from writing a journal entry (a consumer round, or a manual "
+                         "resolve) until it is fsync'ed: pushes are answered after it, alerts "
+                         "do not wait for it; disk latency shows here first.",
                          c.append_seconds if c else Histogram())
         yield _histogram("streamwatch_journal_checkpoint_seconds",
                          "Time to write and fsync a checkpoint (in a worker thread).",

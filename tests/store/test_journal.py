@@ -185,7 +185,7 @@ async def test_samples_journaled_but_never_processed_are_detected_after_a_crash(
     assert first.checkpointer is not None
     assert await first.checkpointer.checkpoint(first.pipeline, wait=True)
     for body in chunks[half:]:                     # what the consumer does before detecting:
-        await first.checkpointer.log([first.parser.parse_ndjson(body, now=NOW + 10**6).batch])
+        first.checkpointer.log([first.parser.parse_ndjson(body, now=NOW + 10**6).batch])
     stored_before = [e for e in _events(first)]    # then the process dies: no stop, no flush
     first._consumer.cancel()                       # type: ignore[union-attr]  # noqa: SLF001
     first.store.close()                            # type: ignore[union-attr]
@@ -199,3 +199,67 @@ async def test_samples_journaled_but_never_processed_are_detected_after_a_crash(
         assert got == want
     finally:
         await second.stop()
+
+
+async def test_detection_does_not_wait_for_the_fsync_but_the_answer_does(
+        tmp_path: Path) -> None:
+    """A slow disk (an fsync held until released) delays the pusher's answer, never the
+    alert; one fsync answers every push written before it (group commit)."""
+    import asyncio
+    import threading
+
+    svc = Service(make_config(), data_dir=tmp_path)
+    await svc.start()
+    assert svc.checkpointer is not None
+    journal = svc.checkpointer.journal
+    release, calls = threading.Event(), []
+    real_sync = journal.sync
+
+    def slow_sync() -> int:
+        calls.append(journal.seq)
+        release.wait(10)
+        return real_sync()
+    journal.sync = slow_sync                                   # type: ignore[method-assign]
+    try:
+        chunks = outage_chunks(minutes=26.0, earlier=True)
+        pushes = [asyncio.ensure_future(svc.submit_durable(
+            svc.parser.parse_ndjson(c, now=NOW + 10**6).batch)) for c in chunks]
+        await asyncio.sleep(0)                                 # (each push is queued)
+        await svc.drain()                                      # everything detected ...
+        assert [e.data["status"] for e in svc.log.since(None)][:1] == ["firing"]
+        assert not any(p.done() for p in pushes)               # ... nobody answered yet
+        assert journal.synced_seq < journal.seq
+        release.set()
+        assert await asyncio.gather(*pushes) == [True] * len(pushes)
+        assert journal.synced_seq == journal.seq
+        assert len(calls) < len(pushes)                        # fsyncs shared by pushes
+    finally:
+        release.set()
+        await svc.stop()
+
+
+async def test_a_failed_fsync_answers_not_durable_and_breaks_the_journal(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import errno
+
+    import streamwatch.store.journal as journal_mod
+    svc = Service(make_config(), data_dir=tmp_path)
+    await svc.start()
+    try:
+        def eio(fd: int) -> None:
+            raise OSError(errno.EIO, "Input/output error")
+        monkeypatch.setattr(journal_mod.os, "fsync", eio)      # the disk fails under us
+        chunk = outage_chunks(chunk=500)[0]
+        batch = svc.parser.parse_ndjson(chunk, now=NOW + 10**6).batch
+        assert await svc.submit_durable(batch) is False         # told: not stored (503)
+        assert svc.checkpointer is not None and not svc.checkpointer.healthy
+        assert "cannot sync" in (svc.checkpointer.error or "")
+        assert len(svc.pipeline.table.rows) > 0                 # detected all the same
+        monkeypatch.undo()                                      # the disk is back
+        svc.checkpointer._retry_at = 0.0                        # noqa: SLF001 - skip the wait
+        await svc.drain()
+        assert svc.checkpointer.healthy                         # a checkpoint mended it
+        batch = svc.parser.parse_ndjson(outage_chunks(chunk=500)[1], now=NOW + 10**6).batch
+        assert await svc.submit_durable(batch) is True
+    finally:
+        await svc.stop()

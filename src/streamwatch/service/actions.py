@@ -95,8 +95,10 @@ class OperatorActions:
         new = self.incidents.preview(incident_id, it.entry)
         assert new is not None
         ts = self._event_time(new)
+        durable = None
         if self.checkpointer is not None and self.pipeline.incidents.find(incident_id):
-            await self.checkpointer.log_close(incident_id, ts, by)   # failing: detect anyway
+            durable = self.checkpointer.durable(      # failing: resolved all the same
+                self.checkpointer.log_close(incident_id, ts, by))
         self.incidents.put(new)
         self._pending_actions.append((incident_id, it.entry))
         self._dirty.add(incident_id)
@@ -106,7 +108,11 @@ class OperatorActions:
         else:                          # not open in the manager: close the record alone
             self.incidents.put({**new, "status": "resolved", "resolved_at": it.entry["ts"]})
             stored = self._flush(force=True)
-        it.done.set_result(stored)
+        done = it.done
+        if durable is None or durable.done():
+            done.set_result(stored)
+        else:                                   # the operator is answered after the fsync
+            durable.add_done_callback(lambda _: done.done() or done.set_result(stored))
 
     def annotate(self, incident_id: str, entry: dict[str, Any]) -> None:
         """A timeline entry made by streamwatch itself (an escalation): indexed now, stored

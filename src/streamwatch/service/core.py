@@ -62,6 +62,14 @@ class _Item:
     barrier: bool = False                       # `done` once the whole round is over (drain)
 
 
+def _answer_when(source: asyncio.Future[Any], target: asyncio.Future[Any]) -> None:
+    """Give `target` the result of `source` once it has one (no task per waiter)."""
+    def copy(f: asyncio.Future[Any]) -> None:
+        if not target.done():
+            target.set_result(f.result())
+    source.add_done_callback(copy)
+
+
 def _warm_up(config: Config) -> None:
     """Load (or compile) every numba kernel on a throwaway pipeline before reporting ready, so
     the first real request does not wait for it."""
@@ -159,10 +167,10 @@ class Service(Durability, OperatorActions):
         if self._consumer is not None:
             await self._queue.put(None)
             await self._consumer
+        if self.checkpointer is not None:
+            await self.checkpointer.settle()
         if self.store is not None:
             self._flush(force=True)
-            if self.checkpointer is not None:
-                await self.checkpointer.settle()
             if self.checkpointer is not None and not self.store_pending:
                 self.checkpointer.checkpoint_now(self.pipeline)
             self.store.close()
@@ -240,14 +248,18 @@ class Service(Durability, OperatorActions):
             await asyncio.sleep(0)            # let the loop serve requests between batches
 
     async def _log_and_process(self, run: list[_Item]) -> None:
-        """Journal the run (its pushers are answered now), then detect."""
+        """Write the run to the journal, detect, and answer its pushers once the write is
+        fsync'ed (checkpoint.py: detection does not wait for the disk)."""
         batches = [it.batch for it in run if it.batch is not None and len(it.batch)]
-        durable = True
+        waiting = [it.done for it in run
+                   if it.done is not None and not it.barrier and not it.done.done()]
         if self.checkpointer is not None and batches:
-            durable = await self.checkpointer.log(batches)
-        for it in run:
-            if it.done is not None and not it.barrier and not it.done.done():
-                it.done.set_result(durable)
+            durable = self.checkpointer.durable(self.checkpointer.log(batches))
+            for done in waiting:
+                _answer_when(durable, done)
+        else:
+            for done in waiting:
+                done.set_result(True)
         if batches:
             self._process(run)
 

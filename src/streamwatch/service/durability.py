@@ -62,6 +62,10 @@ class Durability:
                 samples += len(entry)
                 events = self.pipeline.process(entry)
             self._recovered += [e for e in events if int(e.id) > stored]
+        if self.store is not None:             # never reuse an id the store holds: after a
+            c = self.store.counters()          # power loss the journal's unsynced tail (never
+            self.pipeline.incidents.restore([], c.event_seq, c.incident_seq)  # answered) may
+                                               # be gone while events made from it were stored
         if self.checkpointer is not None:
             self.checkpointer.replayed_samples = samples
         log.info("journal replayed", extra={"entries": len(rec.entries), "samples": samples,
@@ -70,8 +74,12 @@ class Durability:
 
     def _open_store(self, restore_manager: bool = True) -> None:
         try:
-            if self.store is None:
-                self.store = open_store(self.data_dir)
+            if self.store is None:              # with a journal, events are recomputable:
+                self.store = open_store(self.data_dir,  # not fsync'ed one by one (sqlite.py)
+                                        synchronous="FULL" if self.checkpointer is None
+                                        else "NORMAL")
+            if self.checkpointer is not None:
+                self.checkpointer.before_checkpoint = self.store.sync_files
             self._restore(self.store, restore_manager)
             self.silences.attach(self.store)
         except StoreError as exc:

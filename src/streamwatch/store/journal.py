@@ -31,6 +31,7 @@ import logging
 import os
 import pickle
 import struct
+import threading
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -119,11 +120,16 @@ class Journal:
     def __init__(self, directory: str | Path, fingerprint: str, *, sync: bool = True) -> None:
         self.dir = Path(directory)
         self.fingerprint = fingerprint
-        self.sync = sync
+        self.sync_enabled = sync               # False: no fsync at all (tests, throwaway dirs)
         self.seq = 0                           # last sequence number written
+        self.synced_seq = 0                    # last one fsync'ed
         self.checkpoint_seq = 0
         self.bytes_since_checkpoint = 0
-        self._file: Any = None
+        self._fd: int | None = None            # the segment being written
+        self._rotated: list[int] = []          # earlier segments' fds, not yet fsync'ed
+        self._discard: list[int] = []          # fds a write failed on: to close
+        self._fds_lock = threading.Lock()      # the writer and the syncer share the fd list
+        self._sync_lock = threading.Lock()
         try:
             self.dir.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -179,9 +185,16 @@ class Journal:
         return torn
 
     # -- writing ----------------------------------------------------------------------------
+    # Appending is split in two so that detection never waits for the disk: `append` writes the
+    # record (a copy into the page cache: it survives kill -9 from then on) on the consumer's
+    # thread, and `sync` fsyncs in a worker thread, once for every record written meanwhile
+    # (group commit); the sender is answered after the fsync. This VM's fsync has outliers of
+    # 100-460 ms (benchmarks/soak.py); a write() stays under a millisecond even while an fsync
+    # of the same file runs in another thread (measured: p999 0.2 ms, max 0.3 ms).
     def append(self, batches: list[Batch]) -> int:
-        """Log `batches` as one record, durably; its sequence number. StoreError on failure,
-        after which nothing more may be appended until a checkpoint succeeds."""
+        """Write `batches` as one record; its sequence number, durable once `sync` returns at
+        least it. StoreError on failure, after which nothing more may be appended until a
+        checkpoint succeeds."""
         batch = Batch.concat(batches) if len(batches) != 1 else batches[0]
         return self._write(encode_batch(batch))
 
@@ -192,18 +205,44 @@ class Journal:
         seq = self.seq + 1
         record = _HEAD.pack(_MAGIC, len(payload), zlib.crc32(payload), seq) + payload
         try:
-            if self._file is None:
-                self._file = open(self.dir / f"seg-{seq}.log", "ab")
-            self._file.write(record)
-            self._file.flush()
-            if self.sync:
-                os.fsync(self._file.fileno())
+            if self._fd is None:               # no whole record can be in a file of this name
+                self._fd = os.open(self.dir / f"seg-{seq}.log",   # (a failed write's scraps)
+                                   os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND, 0o644)
+            view = memoryview(record)
+            while view:
+                view = view[os.write(self._fd, view):]
         except OSError as exc:
-            self._close_file()
+            with self._fds_lock:               # a syncer may hold it: closed by `sync`, unsynced
+                if self._fd is not None:
+                    self._discard.append(self._fd)
+                    self._fd = None
             raise StoreError(f"journal {self.dir}: cannot write ({exc})") from exc
         self.seq = seq
         self.bytes_since_checkpoint += len(record)
         return seq
+
+    def sync(self) -> int:
+        """Make every record written so far durable; the last sequence number that now is.
+        Safe to call from another thread than the writer's (one sync at a time): segments
+        rotated away by `freeze` meanwhile are fsync'ed here, then closed."""
+        with self._sync_lock:
+            with self._fds_lock:
+                seq = self.seq
+                rotated, self._rotated = self._rotated, []
+                fds = rotated + ([self._fd] if self._fd is not None else [])
+                rotated += self._discard       # a failed write's: the journal is broken, and
+                self._discard = []             # a checkpoint, not an fsync, mends it
+            try:
+                if self.sync_enabled:
+                    for fd in fds:
+                        os.fsync(fd)
+            except OSError as exc:
+                raise StoreError(f"journal {self.dir}: cannot sync ({exc})") from exc
+            finally:
+                for fd in rotated:             # the writer has let go of these
+                    _close_fd(fd)
+            self.synced_seq = max(self.synced_seq, seq)
+            return self.synced_seq
 
     def freeze(self, state: Any) -> Snapshot:
         """The checkpoint of `state` as of now (call on the thread that owns the state, when it
@@ -212,7 +251,7 @@ class Journal:
         `checkpoint` can delete the old ones while appends go on."""
         blob = pickle.dumps({"fingerprint": self.fingerprint, "seq": self.seq, "state": state},
                             protocol=pickle.HIGHEST_PROTOCOL)
-        self._close_file()
+        self._rotate()
         self.bytes_since_checkpoint = 0
         return Snapshot(blob, self.seq)
 
@@ -225,10 +264,10 @@ class Journal:
             with open(tmp, "wb") as f:
                 f.write(snap.blob)
                 f.flush()
-                if self.sync:
+                if self.sync_enabled:
                     os.fsync(f.fileno())
             os.replace(tmp, self.dir / _CHECKPOINT)
-            if self.sync:
+            if self.sync_enabled:
                 self._sync_dir()
         except OSError as exc:
             raise StoreError(f"journal checkpoint {self.dir}: cannot write ({exc})") from exc
@@ -241,15 +280,24 @@ class Journal:
         self.checkpoint_seq = snap.seq
 
     def close(self) -> None:
+        with self._fds_lock:
+            for fd in self._rotated + self._discard:
+                _close_fd(fd)
+            self._rotated, self._discard = [], []
         self._close_file()
 
     def _close_file(self) -> None:
-        if self._file is not None:
-            try:
-                self._file.close()
-            except OSError:
-                pass
-            self._file = None
+        with self._fds_lock:
+            if self._fd is not None:
+                _close_fd(self._fd)
+                self._fd = None
+
+    def _rotate(self) -> None:
+        """Start a new segment with the next write; the old one stays open until synced."""
+        with self._fds_lock:
+            if self._fd is not None:
+                self._rotated.append(self._fd)
+                self._fd = None
 
     def _sync_dir(self) -> None:
         fd = os.open(self.dir, os.O_RDONLY)
@@ -257,3 +305,10 @@ class Journal:
             os.fsync(fd)
         finally:
             os.close(fd)
+
+
+def _close_fd(fd: int) -> None:
+    try:
+        os.close(fd)
+    except OSError:
+        pass

@@ -2,11 +2,15 @@
 
 Why these settings:
 - WAL: readers (a backup, `sqlite3` at the shell, a future review report) never block the writer.
-- `synchronous=FULL`: every commit is fsync'ed before it returns. CONTRACTS §5 says an ack is
-  "stored durably before the 2xx answer"; with NORMAL a WAL commit survives a crash of the
-  process (kill -9) but not of the machine (power loss). Writes are rare and small - one commit
-  per pipeline batch that emitted events, one per operator action - so the fsync is affordable
-  (measured: see tests/store/test_sqlite.py::test_commit_cost and the report).
+- `synchronous=FULL` by default: every commit is fsync'ed before it returns. CONTRACTS §5 says an
+  ack is "stored durably before the 2xx answer"; with NORMAL a WAL commit survives a crash of
+  the process (kill -9) but not of the machine (power loss).
+- With the sample journal on (service/durability.py), the service opens the store NORMAL: alert
+  events, incident records and delivery state are all recomputed from the journal after a crash
+  (replay republishes every event past the store's counter), so fsync'ing each of those commits
+  on the event loop bought nothing but stalls - this VM's fsync has 100-460 ms outliers. What a
+  person did (ack, resolve, note, silence, webhook) is still committed FULL (`_tx(durable=True)`),
+  and `sync_files` makes the rest power-safe before each journal checkpoint relies on it.
 - One writer: a single connection, used from the service's event-loop thread only (sqlite3's
   own thread check enforces it). A short busy timeout, so a lock held by another process costs
   the loop at most that long; the service keeps what it could not write and retries.
@@ -14,6 +18,7 @@ Why these settings:
 """
 from __future__ import annotations
 
+import os
 import sqlite3
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -106,6 +111,7 @@ class SqliteStore:
                  busy_timeout: float = 0.2, max_pages: int | None = None) -> None:
         """`max_pages`: test-facing, see `limit_pages`."""
         self.path = str(path)
+        self.synchronous = synchronous
         try:
             self._db = sqlite3.connect(self.path, timeout=busy_timeout, isolation_level=None)
         except sqlite3.Error as exc:
@@ -151,9 +157,14 @@ class SqliteStore:
         self._db.executescript(_WEBHOOK_SCHEMA)
 
     @contextmanager
-    def _tx(self) -> Iterator[None]:
-        """One transaction; any SQLite error becomes a StoreError naming the file."""
+    def _tx(self, durable: bool = False) -> Iterator[None]:
+        """One transaction; any SQLite error becomes a StoreError naming the file. `durable`:
+        fsync'ed at commit even when the store runs with synchronous=NORMAL (what a person did
+        - an ack, a silence, a webhook - cannot be recomputed from the sample journal)."""
+        upgrade = durable and self.synchronous != "FULL" and not self._db.in_transaction
         try:
+            if upgrade:
+                self._db.execute("PRAGMA synchronous = FULL")
             if not self._db.in_transaction:
                 self._db.execute("BEGIN IMMEDIATE")
             yield
@@ -166,6 +177,29 @@ class SqliteStore:
             if self._db.in_transaction:
                 self._db.execute("ROLLBACK")
             raise
+        finally:
+            if upgrade:
+                self._db.execute(f"PRAGMA synchronous = {self.synchronous}")
+
+    def sync_files(self) -> None:
+        """fsync the database and its WAL: what NORMAL commits wrote becomes power-safe. Opens
+        the files itself, so any thread may call it (checkpoint.py does, before a checkpoint
+        that counts on the events stored so far)."""
+        if self.path == ":memory:":
+            return
+        for path in (self.path, self.path + "-wal"):
+            try:
+                fd = os.open(path, os.O_RDONLY)
+            except FileNotFoundError:
+                continue
+            except OSError as exc:
+                raise StoreError(f"store {path}: cannot sync ({exc})") from exc
+            try:
+                os.fsync(fd)
+            except OSError as exc:
+                raise StoreError(f"store {path}: cannot sync ({exc})") from exc
+            finally:
+                os.close(fd)
 
     def _read(self, sql: str, args: Sequence[Any] = ()) -> list[Any]:
         try:
@@ -178,7 +212,7 @@ class SqliteStore:
                       incidents: Sequence[IncidentRecord] = (),
                       counters: Counters | None = None,
                       actions: Sequence[tuple[str, dict[str, Any]]] = ()) -> None:
-        with self._tx():
+        with self._tx(durable=bool(actions)):
             self._db.executemany(
                 "INSERT OR REPLACE INTO events (id, incident_id, ts, doc) VALUES (?, ?, ?, ?)",
                 [(e["id"], e["incident_id"], float(e["ts"]), orjson.dumps(e)) for e in events])
@@ -193,7 +227,7 @@ class SqliteStore:
 
     def record_action(self, incident_id: str, entry: dict[str, Any],
                       incident: IncidentRecord) -> None:
-        with self._tx():
+        with self._tx(durable=True):
             self._insert_action(incident_id, entry)
             self._put_incidents([incident])
 
@@ -265,13 +299,13 @@ class SqliteStore:
 
     # -- webhooks (notify/webhook.py) --------------------------------------------------------
     def save_webhook(self, doc: dict[str, Any]) -> None:
-        with self._tx():
+        with self._tx(durable=True):
             self._db.execute("INSERT OR REPLACE INTO webhooks (id, doc) VALUES (?, ?)",
                              (doc["id"], orjson.dumps(doc)))
 
     def delete_webhook(self, webhook_id: str) -> None:
         """The subscription and its pending deliveries (its dead letters stay)."""
-        with self._tx():
+        with self._tx(durable=True):
             self._db.execute("DELETE FROM webhooks WHERE id = ?", (webhook_id,))
             self._db.execute("DELETE FROM webhook_deliveries WHERE webhook_id = ? AND dead = 0",
                              (webhook_id,))
@@ -309,7 +343,7 @@ class SqliteStore:
 
     # -- silences (incidents/silence.py) -----------------------------------------------------
     def save_silence(self, doc: dict[str, Any]) -> None:
-        with self._tx():
+        with self._tx(durable=True):
             self._db.execute("INSERT OR REPLACE INTO silences (id, ends_at, doc) VALUES (?, ?, ?)",
                              (doc["id"], float(doc["ends_at"]), orjson.dumps(doc)))
 
