@@ -9,14 +9,11 @@ slow path (the stdlib `json`, which also accepts the `NaN`/`Infinity` literals s
 whose job is to say exactly what is wrong; good neighbours are never lost. Both paths feed the same
 column checks, so a sample gets the same verdict whichever path it took.
 
-Decisions the contract leaves open:
-- a number sent as a string (`"12.5"`) is WRONG_TYPE; a string spelling a non-finite number
-  (`"NaN"`, `"inf"`) is NON_FINITE; `true`/`false` are never numbers;
-- a `ts` string must be RFC 3339 *with* a zone (`Z` or `±hh:mm`): a zoneless time is ambiguous;
-- `"labels": null` means no labels; a counter is a metric ending in `_total`, plus `live`;
-- each sample gets at most one rejection: the first rule it breaks, structural rules first;
-- a lone surrogate escape in a name or label (`"\\ud800"`: valid JSON, but no text) is WRONG_TYPE;
-  a number literal past 4000 digits is read as ±inf (NON_FINITE); nesting too deep to read is,
+This module decodes and frames (lines, array elements, file chunks, syntax errors); the rules a
+decoded sample must meet, and the words for each breach, are ingest/validate.py's.
+
+Decisions the contract leaves open (the per-field ones: ingest/validate.py):
+- a number literal past 4000 digits is read as ±inf (NON_FINITE); nesting too deep to read is,
   like bad UTF-8, not JSON (MALFORMED);
 - an NDJSON line that is not JSON is a per-line MALFORMED rejection, never `fatal`: the HTTP API
   refuses a body that has any, while replay skips them and counts them. In a JSON array a syntax
@@ -26,23 +23,21 @@ from __future__ import annotations
 
 import gc
 import json
-import math
 import mmap
 import os
 import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import datetime, timedelta, timezone
 from functools import lru_cache
-from operator import attrgetter
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 import msgspec
 import numpy as np
 
 from streamwatch.ingest.batch import Batch, Limits, ParseResult, Reason, Rejection
-from streamwatch.types import Floats, Ints
+from streamwatch.ingest.validate import (RFC3339_SHAPE, Sink, json_type, rfc3339_to_unix,
+                                         sample_from_obj)
 
 __all__ = [
     "Reason", "Rejection", "Batch", "ParseResult", "Limits",
@@ -52,13 +47,8 @@ __all__ = [
 _BOM = b"\xef\xbb\xbf"
 _PIECE = 128 << 10                # bytes decoded per round, so the column pass finds them in cache
 _WS = b" \t\r"                    # JSON whitespace besides the line feed we split on
-_FIELDS = ("stream", "metric", "ts", "value")
-_STREAM, _METRIC, _TS, _VALUE, _LABELS = (attrgetter(f) for f in (*_FIELDS, "labels"))
 _KEY = re.compile(r'"([^"\\]{1,64})"\s*:')
 _ARRAY_START = re.compile(rb"(?:\xef\xbb\xbf)?[ \t\r\n]*\[")
-_RFC3339_SHAPE = r"^\d{4}-\d\d-\d\d[Tt ]\d\d:\d\d:\d\d(\.\d+)?([Zz]|[+-]\d\d:\d\d)$"
-_RFC3339 = re.compile(
-    r"(\d{4})-(\d\d)-(\d\d)[Tt ](\d\d):(\d\d):(\d\d)(\.\d+)?(?:([Zz])|([+-])(\d\d):(\d\d))")
 # What a decode of hostile bytes can raise besides msgspec's own errors: msgspec lets invalid
 # UTF-8 inside a string surface as UnicodeDecodeError, and nesting past the interpreter's
 # recursion limit as RecursionError (found by tests/api/test_fuzz.py: each was a 500)
@@ -77,116 +67,17 @@ def _codecs(limits: Limits) -> tuple[type, msgspec.json.Decoder, msgspec.json.De
     text = Annotated[str, msgspec.Meta(max_length=limits.max_label_len)]
     labels = Annotated[dict[text, text],  # type: ignore[valid-type]
                        msgspec.Meta(max_length=limits.max_labels)]
-    stamp = Annotated[str, msgspec.Meta(pattern=_RFC3339_SHAPE)]
+    stamp = Annotated[str, msgspec.Meta(pattern=RFC3339_SHAPE)]
     struct = msgspec.defstruct(
         "Sample", [("stream", name), ("metric", name), ("ts", float | stamp), ("value", float),
                    ("labels", labels | None, None)], gc=False)
     return struct, msgspec.json.Decoder(struct), msgspec.json.Decoder(list[struct])
 
 
-def rfc3339_to_unix(text: str) -> float | None:
-    """Unix seconds of an RFC 3339 time with a zone (`Z`/`±hh:mm`, any fraction), else None."""
-    m = _RFC3339.fullmatch(text)
-    if m is None:
-        return None
-    y, mo, d, h, mi, s, frac, z, sign, oh, om = m.groups()
-    offset = timedelta(0) if z else timedelta(hours=int(oh), minutes=int(om))
-    offset = -offset if sign == "-" else offset
-    try:
-        dt = datetime(int(y), int(mo), int(d), int(h), int(mi), int(s), tzinfo=timezone(offset))
-    except ValueError:
-        return None
-    return dt.timestamp() + (float(frac) if frac else 0.0)
-
-
 def _json_int(text: str) -> int | float:
     """The stdlib's int(), except that a literal longer than Python converts (4300 digits) is
     the float it overflows to (±inf: rejected per sample as non-finite, not a crash)."""
     return int(text) if len(text) < 4000 else float(text)
-
-
-def _unpaired(item: Any) -> tuple[str, Reason, str] | None:
-    """A verdict on a sample whose names or labels hold a lone surrogate (`"\\ud800"`, valid
-    JSON but no Unicode text: it cannot be encoded, stored or sent on), else None."""
-    labels = item.labels or {}
-    for key, texts in (("stream", (item.stream,)), ("metric", (item.metric,)),
-                       ("labels", (*labels, *labels.values()))):
-        for text in texts:
-            if not text.isascii():
-                try:
-                    text.encode("utf-8")
-                except UnicodeEncodeError:
-                    return (key, Reason.WRONG_TYPE,
-                            f"expected text, got a lone surrogate escape in {text[:40]!r}")
-    return None
-
-
-def _spell(x: float) -> str:
-    if math.isinf(x):
-        return "Infinity" if x > 0 else "-Infinity"
-    return "NaN" if math.isnan(x) else repr(x)
-
-
-def _jtype(v: object) -> str:
-    return {bool: "a boolean", str: "a string", dict: "an object", list: "an array",
-            type(None): "null"}.get(type(v), "a number")
-
-
-def _string_number(s: str, key: str) -> tuple[str, Reason, str]:
-    """Verdict on a string where a number belongs: non-finite spellings are NON_FINITE."""
-    try:
-        x = float(s)
-    except ValueError:
-        want = "a number or an RFC 3339 time with a zone" if key == "ts" else "a number"
-        return key, Reason.WRONG_TYPE, f"expected {want}, got string {s[:40]!r}"
-    if not math.isfinite(x):
-        return key, Reason.NON_FINITE, f"{s[:40]!r} is not a finite number"
-    return key, Reason.WRONG_TYPE, f"expected a number, got string {s[:40]!r} (send it unquoted)"
-
-
-def _from_obj(obj: Any, pos: int, kind: Literal["index", "line"], struct: type,
-              limits: Limits) -> Any:
-    """Slow path: a JSON value -> a sample struct (range rules still to check) or a Rejection."""
-    if not isinstance(obj, dict):
-        return Rejection(pos, kind, "", Reason.MALFORMED,
-                         f"expected a JSON object, got {_jtype(obj)}")
-    why: tuple[str, Reason, str] | None = None
-    num: dict[str, float] = {}
-    for key in _FIELDS:
-        v = obj.get(key, _FIELDS)
-        if v is _FIELDS:
-            why = key, Reason.MISSING_FIELD, f"required field {key!r} is missing"
-        elif key in ("stream", "metric"):
-            if not isinstance(v, str):
-                why = key, Reason.WRONG_TYPE, f"expected a string, got {_jtype(v)}"
-            elif not v:
-                why = key, Reason.EMPTY_NAME, f"{key} must not be empty"
-        elif isinstance(v, str):
-            u = rfc3339_to_unix(v) if key == "ts" else None
-            why = _string_number(v, key) if u is None else None
-            num[key] = u if u is not None else math.nan
-        elif isinstance(v, bool) or not isinstance(v, (int, float)):
-            why = key, Reason.WRONG_TYPE, f"expected a number, got {_jtype(v)}"
-        else:
-            try:
-                num[key] = float(v)
-            except OverflowError:          # an integer too big for a float
-                why = key, Reason.NON_FINITE, "the number overflows a float"
-        if why:
-            return Rejection(pos, kind, *why)
-    labels = obj.get("labels")
-    if labels is not None:
-        if not isinstance(labels, dict) or not all(isinstance(x, str) for x in labels.values()):
-            why = "labels", Reason.WRONG_TYPE, "expected an object of string to string"
-        elif len(labels) > limits.max_labels:
-            why = ("labels", Reason.OVERSIZED_LABELS,
-                   f"{len(labels)} labels, at most {limits.max_labels} allowed")
-        elif any(len(x) > limits.max_label_len for kv in labels.items() for x in kv):
-            why = ("labels", Reason.OVERSIZED_LABELS,
-                   f"a label key or value is longer than {limits.max_label_len} characters")
-        if why:
-            return Rejection(pos, kind, *why)
-    return struct(obj["stream"], obj["metric"], num["ts"], num["value"], labels)
 
 
 def _syntax_error(err: json.JSONDecodeError, with_line: bool) -> tuple[str, str]:
@@ -208,83 +99,7 @@ def _from_line(line: bytes, pos: int, struct: type, limits: Limits) -> Any:
         return Rejection(pos, "line", "", Reason.MALFORMED, _syntax_error(e, False)[1])
     except RecursionError:
         return Rejection(pos, "line", "", Reason.MALFORMED, _TOO_DEEP)
-    return _from_obj(obj, pos, "line", struct, limits)
-
-
-def _stamp(t: float | str) -> float:
-    u = t if type(t) is float else rfc3339_to_unix(t)  # type: ignore[arg-type]
-    return math.nan if u is None else u
-
-
-class _Sink:
-    """Collects one parse call's samples straight into Batch columns, applying the range rules
-    vectorised per run of structs; Python only touches the samples that break one."""
-
-    def __init__(self, now: float, limits: Limits, kind: Literal["index", "line"],
-                 with_labels: bool) -> None:
-        self.now, self.limits, self.kind, self.with_labels = now, limits, kind, with_labels
-        self.streams: list[str] = []
-        self.metrics: list[str] = []
-        self.labels: list[dict[str, str] | None] = []
-        self.arrays: list[tuple[Floats, Floats, Ints]] = []
-        self.rejections: list[Rejection] = []
-        self.check_text = False            # set when the input has a surrogate escape
-
-    def add(self, items: list[Any], positions: Ints, slow: list[Rejection] | None = None) -> None:
-        n, lim = len(items), self.limits
-        values = np.fromiter(map(_VALUE, items), np.float64, count=n)
-        why: dict[int, tuple[str, Reason, str]] = {}
-        try:
-            ts = np.fromiter(map(_TS, items), np.float64, count=n)
-        except ValueError:                 # RFC 3339 strings among them
-            ts = np.fromiter(map(_stamp, map(_TS, items)), np.float64, count=n)
-            for i in np.flatnonzero(np.isnan(ts)).tolist():
-                if isinstance(items[i].ts, str):
-                    why[i] = _string_number(items[i].ts, "ts")
-        ok = np.isfinite(values) & (ts >= lim.min_ts) & (ts <= self.now + lim.future_skew_s)
-        if self.check_text:
-            for i, item in enumerate(items):
-                bad = _unpaired(item)
-                if bad is not None:
-                    why[i] = bad
-        for i in np.flatnonzero(ok & (values < 0)).tolist():
-            m = items[i].metric
-            if m.endswith("_total") or m == "live":
-                why[i] = ("value", Reason.NEGATIVE_COUNT,
-                          f"counter {m!r} cannot be negative ({float(values[i])!r})")
-        if why or not ok.all():
-            for i in np.flatnonzero(~ok).tolist():
-                if i in why:
-                    continue
-                v, t = float(values[i]), float(ts[i])
-                if not math.isfinite(v):
-                    why[i] = "value", Reason.NON_FINITE, f"{_spell(v)} is not a finite number"
-                elif not math.isfinite(t):
-                    why[i] = "ts", Reason.NON_FINITE, f"{_spell(t)} is not a finite number"
-                elif t < lim.min_ts:
-                    why[i] = "ts", Reason.ABSURD_TIMESTAMP, f"ts {t!r} is before 2000-01-01"
-                else:
-                    why[i] = ("ts", Reason.ABSURD_TIMESTAMP,
-                              f"ts {t!r} is {t - self.now:.0f} s ahead of the server clock "
-                              f"(at most {lim.future_skew_s:.0f} s allowed)")
-            ok[list(why)] = False
-            keep = np.flatnonzero(ok)
-            items = [items[i] for i in keep.tolist()]
-            values, ts, positions, bad = values[keep], ts[keep], positions[keep], positions
-            found = [Rejection(int(bad[i]), self.kind, *why[i]) for i in sorted(why)]
-            slow = sorted(slow + found, key=attrgetter("position")) if slow else found
-        self.streams += map(_STREAM, items)
-        self.metrics += map(_METRIC, items)
-        self.labels += map(_LABELS, items) if self.with_labels else [None] * len(items)
-        self.arrays.append((ts, values, positions))
-        self.rejections += slow or ()
-
-    def result(self) -> ParseResult:
-        if not self.arrays:
-            return ParseResult(Batch.empty(), self.rejections)
-        ts, values, positions = (np.concatenate(c) for c in zip(*self.arrays))
-        return ParseResult(Batch(self.streams, self.metrics, ts, values, self.labels, positions),
-                           self.rejections)
+    return sample_from_obj(obj, pos, "line", struct, limits)
 
 
 @contextmanager
@@ -312,7 +127,7 @@ def parse_ndjson(data: bytes, *, now: float, limits: Limits = Limits(),
     if not data:
         return ParseResult(Batch.empty(), [])
     struct, dec, _ = _codecs(limits)
-    sink = _Sink(now, limits, "line", b"labels" in data or b"\\u" in data)
+    sink = Sink(now, limits, "line", b"labels" in data or b"\\u" in data)
     sink.check_text = _SURROGATE_ESCAPE.search(data) is not None
     buf = np.frombuffer(data, np.uint8)
     ends = np.flatnonzero(buf == 0x0A) + 1                           # offset after each line
@@ -371,7 +186,7 @@ def parse_json_array(data: bytes, *, now: float, limits: Limits = Limits()) -> P
     if data.startswith(_BOM):
         data = data[3:]
     struct, _, dec = _codecs(limits)
-    sink = _Sink(now, limits, "index", b"labels" in data or b"\\u" in data)
+    sink = Sink(now, limits, "index", b"labels" in data or b"\\u" in data)
     sink.check_text = _SURROGATE_ESCAPE.search(data) is not None
     with _gc_paused():
         try:
@@ -393,13 +208,13 @@ def parse_json_array(data: bytes, *, now: float, limits: Limits = Limits()) -> P
             except RecursionError:
                 return _fatal(1, "", _TOO_DEEP)
         if not isinstance(objs, list):
-            return _fatal(1, "", f"expected a JSON array of samples, got {_jtype(objs)}")
+            return _fatal(1, "", f"expected a JSON array of samples, got {json_type(objs)}")
         found, at, slow = [], [], []
         for i, obj in enumerate(objs):
             try:
                 item = msgspec.convert(obj, struct)
             except msgspec.ValidationError:
-                item = _from_obj(obj, i, "index", struct, limits)
+                item = sample_from_obj(obj, i, "index", struct, limits)
             if isinstance(item, Rejection):
                 slow.append(item)
             else:

@@ -6,20 +6,13 @@ delivers its queue in order over a shared `httpx.AsyncClient`. In order on purpo
 must never see an incident resolved before it saw it firing, so a failing head delivery holds
 the ones behind it while it is retried.
 
-- Delivery semantics: at-least-once. Each delivery carries `Idempotency-Key:
-  "{webhook id}:{event id}"`, identical on every retry, so a receiver that dedups on it sees each
-  event exactly once even when an answer was lost and the body sent again.
-- Retries: any transport error, timeout (`timeout`, the whole attempt), 3xx (redirects are not
-  followed: the allow-list checked the first host only), 408, 425, 429 and 5xx are retried after
-  `min(backoff_max, backoff_base * 2**(n-1))` scaled by a jitter factor in [0.5, 1) ("equal
-  jitter": never zero, never in lock-step with other senders); a `Retry-After` in seconds
-  lengthens the wait (capped at `backoff_max`). Other 4xx are permanent (the receiver refuses
-  this body; sending it again will not help), like Alertmanager does.
-- After `max_attempts` (or a permanent refusal, or a full queue) the delivery becomes a dead
-  letter: kept (the newest `dead_letters`), listed by the API, counted in /metrics.
-- Signature: `X-Streamwatch-Signature: t=UNIX,v1=HEX`, HMAC-SHA256 over `"{t}." + body` with
-  the webhook's secret, `t` the wall clock of that attempt (`verify_signature` is the receiver's
-  side, refusing more than 5 minutes of skew).
+This module is that dispatcher: the registry of webhooks (notify/subscription.py), intake,
+the body in each format, the per-webhook workers, write-through and dead letters. What one
+attempt is - at-least-once with a stable Idempotency-Key, which answers are retried and after how
+long - is notify/delivery.py's; the signature is notify/signing.py's. Their names are re-exported
+here, where the rest of the code and the docs import them from. After `max_attempts` (or a
+permanent refusal, or a full queue) a delivery becomes a dead letter: kept (the newest
+`dead_letters`), listed by the API, counted in /metrics.
 
 Durability (`attach(store)`, the Service's store): webhooks, pending deliveries and dead letters
 are written through the store - a new delivery before it is first attempted, in one transaction
@@ -32,8 +25,6 @@ HMAC needs them, so the data dir must be protected like config/.
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import hmac
 import logging
 import random
 import secrets
@@ -46,11 +37,13 @@ from typing import Any
 import httpx
 import orjson
 
-from streamwatch import __version__
 from streamwatch.config.routing import Receiver
 from streamwatch.config.schema import WebhookSettings
 from streamwatch.notify.alertmanager import build_payload
+from streamwatch.notify.delivery import Delivery, backoff_delay, post, retry_wait
 from streamwatch.notify.log import LoggedEvent
+from streamwatch.notify.signing import SIGNATURE_HEADER, TOLERANCE_S, sign, verify_signature
+from streamwatch.notify.subscription import FORMATS, Webhook
 from streamwatch.store.base import Store, StoreError
 
 __all__ = ["Webhook", "Delivery", "WebhookDispatcher", "WebhookStats", "sign", "verify_signature",
@@ -58,94 +51,7 @@ __all__ = ["Webhook", "Delivery", "WebhookDispatcher", "WebhookStats", "sign", "
 
 log = logging.getLogger("streamwatch.webhook")
 
-SIGNATURE_HEADER = "X-Streamwatch-Signature"
-TOLERANCE_S = 300.0
-FORMATS = ("streamwatch", "alertmanager")
-_RETRYABLE_4XX = (408, 425, 429)
 _DONE_BATCH = 256
-_HOOK_FIELDS = ("id", "url", "format", "secret", "min_level", "teams", "created_at")
-
-
-def sign(secret: str, body: bytes, t: int) -> str:
-    """The signature header value for `body` sent at unix time `t`."""
-    mac = hmac.new(secret.encode(), f"{t}.".encode() + body, hashlib.sha256).hexdigest()
-    return f"t={t},v1={mac}"
-
-
-def verify_signature(secret: str, header: str | None, body: bytes, now: float,
-                     tolerance: float = TOLERANCE_S) -> bool:
-    """The receiver's check: a well-formed header, `t` within `tolerance` of `now`, and a
-    matching HMAC (compared in constant time)."""
-    if not header:
-        return False
-    parts = dict(p.split("=", 1) for p in header.split(",") if "=" in p)
-    try:
-        t = int(parts["t"])
-    except (KeyError, ValueError):
-        return False
-    if abs(now - t) > tolerance:
-        return False
-    want = sign(secret, body, t).partition(",v1=")[2]
-    return hmac.compare_digest(want, parts.get("v1", ""))
-
-
-def backoff_delay(attempt: int, base: float, cap: float, rand: float) -> float:
-    """Wait after failed attempt number `attempt` (1-based); `rand` in [0, 1)."""
-    full = min(cap, base * 2.0 ** (attempt - 1))
-    return full * (0.5 + 0.5 * rand)
-
-
-@dataclass
-class Webhook:
-    id: str
-    url: str
-    format: str
-    secret: str
-    min_level: int | None = None
-    teams: tuple[str, ...] | None = None
-    created_at: float = 0.0
-    delivered: int = 0
-    last_error: str | None = None
-    last_delivered_at: float | None = None
-    routed: bool = False          # a config/routing.toml receiver (incidents/route.py)
-
-    def matches(self, event: dict[str, Any]) -> bool:
-        if self.routed:                    # hears only what the routing tree sends it
-            return False
-        if self.min_level is not None and event["level"] > self.min_level:
-            return False
-        return self.teams is None or event["team"] in self.teams
-
-    def stored(self) -> dict[str, Any]:
-        doc = {k: getattr(self, k) for k in _HOOK_FIELDS}
-        doc["teams"] = list(self.teams) if self.teams else None
-        return doc
-
-    @classmethod
-    def from_stored(cls, doc: dict[str, Any]) -> Webhook:
-        hook = cls(**{k: doc.get(k) for k in _HOOK_FIELDS})
-        hook.teams = tuple(hook.teams) if hook.teams else None
-        return hook
-
-    def public(self, pending: int = 0) -> dict[str, Any]:
-        """As the API lists it: never the secret."""
-        return {"id": self.id, "url": self.url, "format": self.format, "routed": self.routed,
-                "min_level": self.min_level, "teams": list(self.teams) if self.teams else None,
-                "created_at": self.created_at, "delivered": self.delivered,
-                "pending": pending, "last_error": self.last_error,
-                "last_delivered_at": self.last_delivered_at}
-
-
-@dataclass
-class Delivery:
-    key: str                      # Idempotency-Key: the same on every attempt
-    webhook_id: str
-    event: dict[str, Any]
-    body: bytes
-    attempts: int = 0
-    first_at: float | None = None
-    next_at: float | None = None
-    last_error: str | None = None
 
 
 @dataclass
@@ -389,7 +295,9 @@ class WebhookDispatcher:
                 d.first_at = self.clock()
             lane.busy = True
             try:
-                ok, permanent, error, retry_after = await self._attempt(hook, d)
+                assert self._client is not None
+                ok, permanent, error, retry_after = await post(
+                    self._client, hook, d, int(self.clock()), s.timeout)
             finally:
                 lane.busy = False
             if ok:
@@ -409,39 +317,10 @@ class WebhookDispatcher:
                 self._write(dead=[self._dead(hook, d, why)])
                 continue
             self.stats.retried += 1
-            delay = backoff_delay(d.attempts, s.backoff_base, s.backoff_max, self._rand())
-            if retry_after is not None:
-                delay = min(s.backoff_max, max(delay, retry_after))
+            delay = retry_wait(d.attempts, retry_after, s.backoff_base, s.backoff_max,
+                               self._rand())
             d.next_at = self.clock() + delay
             await self._sleep(delay)
-
-    async def _attempt(self, hook: Webhook, d: Delivery
-                       ) -> tuple[bool, bool, str | None, float | None]:
-        """One POST: (accepted, permanent refusal, error, Retry-After seconds)."""
-        assert self._client is not None
-        t = int(self.clock())
-        headers = {"Content-Type": "application/json", "Idempotency-Key": d.key,
-                   "User-Agent": f"streamwatch/{__version__}",
-                   SIGNATURE_HEADER: sign(hook.secret, d.body, t)}
-        try:
-            # asyncio.timeout, not wait_for: on 3.11 wait_for swallows a cancellation that
-            # arrives as the POST completes, and `stop()` then waited forever for this worker
-            async with asyncio.timeout(self.settings.timeout):
-                r = await self._client.post(hook.url, content=d.body, headers=headers)
-        except (TimeoutError, httpx.TimeoutException):
-            return False, False, f"timed out after {self.settings.timeout:g} s", None
-        except httpx.HTTPError as exc:
-            return False, False, f"{type(exc).__name__}: {exc}"[:300], None
-        code = r.status_code
-        if 200 <= code < 300:
-            return True, False, None, None
-        permanent = 400 <= code < 500 and code not in _RETRYABLE_4XX
-        retry_after = None
-        try:
-            retry_after = float(r.headers["retry-after"])
-        except (KeyError, ValueError):
-            pass
-        return False, permanent, f"HTTP {code}", retry_after
 
     def _dead(self, hook: Webhook, d: Delivery, why: str | None
               ) -> tuple[str, str, dict[str, Any]]:
