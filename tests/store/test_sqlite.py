@@ -171,6 +171,32 @@ def test_sync_files_names_the_file_it_cannot_sync(tmp_path: Path) -> None:
     wal = tmp_path / (DB_FILE + "-wal")
     wal.unlink()                                               # replaced by a symlink loop
     wal.symlink_to(wal)
-    with pytest.raises(StoreError, match=r"store .*-wal: cannot sync"):
+    with pytest.raises(StoreError, match=r"store .*streamwatch\.db.*: cannot"):
         store.sync_files()
     store.close()
+
+
+def test_a_normal_store_checkpoints_its_wal_in_sync_files_not_in_commits(
+        tmp_path: Path) -> None:
+    """SQLite's automatic checkpoint would fsync inside a commit, on the event loop: a NORMAL
+    store defers it to `sync_files` (a worker thread), which leaves the rows in the main file."""
+    import shutil
+    store = SqliteStore(tmp_path / DB_FILE, synchronous="NORMAL")
+    assert store._db.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 10_000  # noqa: SLF001
+    for k in range(1, 601):                                    # ~1,800 pages: past 1,000
+        store.append_events([{**_event(k), "summary": "x" * 12_000}], [], Counters(k, 1))
+    shutil.copy(tmp_path / DB_FILE, tmp_path / "before.db")    # the main file alone
+    store.sync_files()
+    shutil.copy(tmp_path / DB_FILE, tmp_path / "after.db")
+    store.close()
+
+    def rows(name: str) -> int:
+        db = sqlite3.connect(tmp_path / name)
+        try:
+            if not db.execute("SELECT 1 FROM sqlite_master WHERE name = 'events'").fetchone():
+                return 0                                       # not even the schema yet
+            return int(db.execute("SELECT count(*) FROM events").fetchone()[0])
+        finally:
+            db.close()
+    assert rows("before.db") == 0                              # all still in the WAL
+    assert rows("after.db") == 600

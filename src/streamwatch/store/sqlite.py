@@ -10,7 +10,11 @@ Why these settings:
   (replay republishes every event past the store's counter), so fsync'ing each of those commits
   on the event loop bought nothing but stalls - this VM's fsync has 100-460 ms outliers. What a
   person did (ack, resolve, note, silence, webhook) is still committed FULL (`_tx(durable=True)`),
-  and `sync_files` makes the rest power-safe before each journal checkpoint relies on it.
+  and `sync_files` makes the rest power-safe before each journal checkpoint relies on it. It
+  also checkpoints the WAL, in the journal checkpoint's worker thread: SQLite's automatic
+  checkpoint (every 1,000 pages) runs inside a commit, on the loop, with two fsyncs - 5 ms
+  typical, more at the disk's outliers (the likely cause of one 718 ms stall in a soak) - so a
+  NORMAL store leaves it as a backstop only.
 - One writer: a single connection, used from the service's event-loop thread only (sqlite3's
   own thread check enforces it). A short busy timeout, so a lock held by another process costs
   the loop at most that long; the service keeps what it could not write and retries.
@@ -32,6 +36,7 @@ from streamwatch.store.base import Counters, IncidentRecord, StoreError
 __all__ = ["SqliteStore", "open_store", "DB_FILE", "SCHEMA_VERSION"]
 
 DB_FILE = "streamwatch.db"
+_WAL_BACKSTOP_PAGES = 10_000   # NORMAL stores: SQLite's own checkpoint only past this WAL size
 SCHEMA_VERSION = 1
 
 _SCHEMA = """
@@ -123,6 +128,9 @@ class SqliteStore:
                 raise StoreError(f"store {self.path}: could not switch to WAL mode "
                                  f"(journal_mode is {mode!r})")
             self._db.execute(f"PRAGMA synchronous = {synchronous}")
+            if synchronous == "NORMAL":        # the WAL is checkpointed by `sync_files`, off
+                self._db.execute(               # the loop; this is only a backstop (~40 MB)
+                    f"PRAGMA wal_autocheckpoint = {_WAL_BACKSTOP_PAGES}")
             self._migrate()
             self._pages_default = int(self._db.execute("PRAGMA max_page_count").fetchone()[0])
             if max_pages is not None:
@@ -182,11 +190,20 @@ class SqliteStore:
                 self._db.execute(f"PRAGMA synchronous = {self.synchronous}")
 
     def sync_files(self) -> None:
-        """fsync the database and its WAL: what NORMAL commits wrote becomes power-safe. Opens
-        the files itself, so any thread may call it (checkpoint.py does, before a checkpoint
-        that counts on the events stored so far)."""
+        """Checkpoint the WAL into the database and fsync both: what NORMAL commits wrote
+        becomes power-safe. Uses a connection of its own, so any thread may call it
+        (checkpoint.py does, in a worker thread, before a checkpoint that counts on the events
+        stored so far): the checkpoint's two fsyncs stay off the event loop."""
         if self.path == ":memory:":
             return
+        try:
+            other = sqlite3.connect(self.path, timeout=1.0, isolation_level=None)
+            try:
+                other.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+            finally:
+                other.close()
+        except sqlite3.Error as exc:
+            raise StoreError(_hint(self.path, exc)) from exc
         for path in (self.path, self.path + "-wal"):
             try:
                 fd = os.open(path, os.O_RDONLY)
