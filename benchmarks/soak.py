@@ -189,14 +189,18 @@ class Soak:
                "events_held": int(m.get("streamwatch_event_log_events", 0)),
                "series": int(m.get("streamwatch_series_tracked", 0)),
                "checkpoints": int(m.get(ckpt, 0) - win.metrics.get(ckpt, 0)),
-               # journal appends (write + fsync) slower than 50 ms: a push waits for them
-               "slow_fsyncs": int(_slow(m) - _slow(win.metrics))}
+               # journal entries whose fsync came over 50 ms after the write: pushes wait
+               "slow_fsyncs": int(_slow(m, _FSYNC) - _slow(win.metrics, _FSYNC)),
+               # the loop itself blocked over 50 ms on disk (journal write, store commit):
+               # detection waits for these
+               "stalls": int(sum(_slow(m, n) - _slow(win.metrics, n) for n in _STALLS))}
         self.rows.append(row)
         ms = lambda x: "     -" if x is None else f"{x:6.1f}"  # noqa: E731
         print(f"{int(elapsed) // 60:3d}:{int(elapsed) % 60:02d}  {rate:>10,.0f}  "
               f"{row['rss_mb']:>7.1f}  {row['fds']:>4}  {ms(row['p50_ms'])}  "
               f"{ms(row['p99_ms'])}  {row['probes']:>6}  {row['errors']:>6}  "
-              f"{row['events_held']:>6}  {row['checkpoints']:>4}  {row['slow_fsyncs']:>5}"
+              f"{row['events_held']:>6}  {row['checkpoints']:>4}  {row['slow_fsyncs']:>5}  "
+              f"{row['stalls']:>6}"
               + (f"  (non-2xx {non2xx}, websocket drops {drops})" if row["errors"] else ""),
               flush=True)
         return Window(t, m)
@@ -223,7 +227,7 @@ class Soak:
                 log(f"soak: {a.minutes:g} min at {a.rate:,.0f} samples/s over {a.rooms} rooms, "
                     f"{a.clients} websocket clients, a probe every {a.probe_every:g} s")
                 print(" time   samples/s   RSS MB   fds  p50 ms  p99 ms  probes  errors  "
-                      "events  ckpt  slow", flush=True)
+                      "events  ckpt  slow  stalls", flush=True)
                 push = svcbench.spawn(svcbench.push_args(gen, self.port, gen.seconds, self.tag,
                                                          first_slot, 0, samples),
                                       stdout=subprocess.PIPE, text=True)
@@ -330,9 +334,12 @@ def print_verdict(a: argparse.Namespace, v: dict[str, Any]) -> None:
         f"verdict: {'PASS' if v['pass'] else 'FAIL'}"]), flush=True)
 
 
-def _slow(m: dict[str, float]) -> float:
-    """Journal appends over 50 ms so far (from the histogram's buckets)."""
-    name = "streamwatch_journal_append_seconds"
+_FSYNC = "streamwatch_journal_append_seconds"
+_STALLS = ("streamwatch_journal_write_seconds", "streamwatch_store_commit_seconds")
+
+
+def _slow(m: dict[str, float], name: str) -> float:
+    """Observations of histogram `name` over 50 ms so far (from its buckets)."""
     return m.get(f"{name}_count", 0.0) - m.get(f'{name}_bucket{{le="0.05"}}', 0.0)
 
 

@@ -68,6 +68,7 @@ class Checkpointer:
         self.write_errors = 0
         self.replayed_samples = 0
         self.append_seconds = Histogram()  # an entry's write until its fsync is done
+        self.write_seconds = Histogram()   # the write alone: detection waits for it
         self.checkpoint_seconds = Histogram()   # writing + fsync'ing a checkpoint
         self._writing: asyncio.Task[bool] | None = None
         self._waiters: list[tuple[int, float, asyncio.Future[bool]]] = []
@@ -97,11 +98,14 @@ class Checkpointer:
     def _append(self, write: Callable[..., int], *args: Any) -> int | None:
         if not self.healthy:
             return None
+        t0 = time.perf_counter()
         try:
-            return write(*args)
+            seq = write(*args)
         except StoreError as exc:
             self._broke(exc)
             return None
+        self.write_seconds.observe(time.perf_counter() - t0)
+        return seq
 
     def durable(self, seq: int | None) -> asyncio.Future[bool]:
         """A future that gets True once entry `seq` is fsync'ed, False if it cannot be (the

@@ -165,6 +165,10 @@ class ServiceCollector(Collector):
         yield CounterMetricFamily("streamwatch_store_dropped_events_total",
                                   "Alert events never stored: the store stayed down past the "
                                   "in-memory bound.", value=st.store_dropped)
+        yield _histogram("streamwatch_store_commit_seconds",
+                         "Time to write one batch of alert events, incidents and actions to "
+                         "the store, on the event loop (everything waits for it).",
+                         st.store_commit_seconds)
         c = s.checkpointer                    # None: memory only (no data dir): all 0
         yield GaugeMetricFamily("streamwatch_journal_up",
                                 "1 while accepted samples are journaled before the push is "
@@ -185,6 +189,10 @@ class ServiceCollector(Collector):
                          "resolve) until it is fsync'ed: pushes are answered after it, alerts "
                          "do not wait for it; disk latency shows here first.",
                          c.append_seconds if c else Histogram())
+        yield _histogram("streamwatch_journal_write_seconds",
+                         "Time to encode and write one journal entry, on the consumer's path "
+                         "(detection waits for this, not for the fsync).",
+                         c.write_seconds if c else Histogram())
         yield _histogram("streamwatch_journal_checkpoint_seconds",
                          "Time to write and fsync a checkpoint (in a worker thread).",
                          c.checkpoint_seconds if c else Histogram())

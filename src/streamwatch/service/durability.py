@@ -144,6 +144,7 @@ class Durability:
         by_id = {inc.id: inc for inc in self.pipeline.incidents.open.values()}
         records = [r for r in (self._record(i, by_id) for i in sorted(self._dirty)) if r]
         seq = self.pipeline.incidents.counters
+        t0 = time.perf_counter()
         try:
             self.store.append_events(self._pending_events, records, Counters(*seq),
                                      self._pending_actions)
@@ -159,6 +160,7 @@ class Durability:
             return False
         if self.store_error is not None:
             log.info("store writable again", extra={"written": self.store_pending})
+        self.stats.store_commit_seconds.observe(time.perf_counter() - t0)
         self._pending_events, self._pending_actions = [], []
         self._dirty.clear()
         self._backoff, self.store_error = 0.0, None

@@ -19,6 +19,7 @@ class ServiceStats:
     alert_latency: Histogram = field(default_factory=Histogram)     # accepted -> event emitted
     batch_latency: Histogram = field(default_factory=Histogram)     # accepted -> processed
     store_commits: int = 0                                          # transactions written
+    store_commit_seconds: Histogram = field(default_factory=Histogram)  # each, on the loop
     store_errors: int = 0                                           # failed store writes
     store_dropped: int = 0                  # events never stored (store down too long)
     silenced_events: int = 0                # events published flagged "silenced" (not paged)
