@@ -144,6 +144,12 @@ class ServiceCollector(Collector):
         newest = table.stream_newest[: table.n_streams]
         yield GaugeMetricFamily("streamwatch_streams_tracked", "Streams the pipeline tracks.",
                                 value=int(np.isfinite(newest).sum()))
+        # metric names with a series, likewise (ingest.max_metrics bounds them); O(series)
+        metric_of_row = table.row_metric[: len(table)]
+        yield GaugeMetricFamily("streamwatch_metrics_tracked",
+                                "Metric names the pipeline tracks.",
+                                value=int(np.count_nonzero(np.bincount(metric_of_row)))
+                                if len(metric_of_row) else 0)
         yield GaugeMetricFamily("streamwatch_series_tracked",
                                 "(stream, metric) series the pipeline tracks.",
                                 value=len(table.rows))

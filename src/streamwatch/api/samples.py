@@ -10,8 +10,9 @@ What a sender can rely on:
   same body, none of it was accepted, so nothing is doubled).
 - **Per-sample rejections** (200): a sample breaking a rule (missing field, wrong type,
   non-finite value, negative counter, absurd `ts`, oversized labels, a new stream while
-  `ingest.max_streams` are tracked: `stream_limit`) is rejected alone and named by its `index`
-  (array, 0-based) or `line` (NDJSON, 1-based); its good neighbours are accepted.
+  `ingest.max_streams` are tracked: `stream_limit`, a new metric while `ingest.max_metrics`
+  are: `metric_limit`) is rejected alone and named by its `index` (array, 0-based) or `line`
+  (NDJSON, 1-based); its good neighbours are accepted.
 
 Decisions the contract leaves open:
 - an NDJSON line that is not JSON at all (a syntax error or bad UTF-8) makes the *body* invalid:
@@ -153,7 +154,7 @@ async def push_samples(request: Request, service: ServiceDep) -> IngestReport | 
         else:
             result = await _parse_ndjson(service, data, now, srv.max_samples_per_request,
                                          staging)
-        # names are interned only here (ingest/newnames.py; the stream limit rejects samples):
+        # names are interned only here (ingest/newnames.py; the name limits reject samples):
         # a body refused before leaves none, one the queue refuses takes its own back out
         mark = service.parser.mark()
         result = service.parser.commit(result, staging, service.limits, kind)

@@ -35,6 +35,11 @@ class IngestSettings(_Section):
     max_streams: int = Field(default=50_000, ge=1, description=(
         "streams tracked at most; a sample of a new stream beyond it is rejected (reason "
         "`stream_limit`), samples of tracked streams are still accepted"))
+    # one stream x a million metric names would grow the detector table (a row per stream x
+    # metric) without bound; the catalogue has ~20 names, so 1,000 leaves room for custom ones
+    max_metrics: int = Field(default=1_000, ge=1, description=(
+        "metric names tracked at most; a sample of a new metric beyond it is rejected (reason "
+        "`metric_limit`), samples of tracked metrics are still accepted"))
 
 
 class GradingSettings(_Section):

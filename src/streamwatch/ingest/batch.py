@@ -28,6 +28,7 @@ class Reason(StrEnum):
     OVERSIZED_LABELS = "oversized_labels"
     EMPTY_NAME = "empty_name"
     STREAM_LIMIT = "stream_limit"          # a new stream while ingest.max_streams are tracked
+    METRIC_LIMIT = "metric_limit"          # a new metric while ingest.max_metrics are tracked
 
 
 @dataclass(slots=True)
@@ -101,3 +102,6 @@ class Limits:
     # streams tracked at most; a sample of a new stream beyond is rejected (ingest/newnames.py).
     # None: no limit (replay of a file)
     max_streams: int | None = None
+    # metric names tracked at most, likewise: one stream x a million metric names would grow the
+    # detector table (a row per stream x metric) without bound
+    max_metrics: int | None = None

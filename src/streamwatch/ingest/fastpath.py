@@ -8,8 +8,9 @@ the exact parser words the rejection - are parsed by `parse.parse_ndjson` as a b
 two parts are merged back in line order.
 
 A name neither has seen gets a provisional id; `commit` (ingest/newnames.py) interns the names of
-the accepted samples, under the stream limit. `parse_ndjson` commits before it returns, unless
-given a `staging` - then the caller commits once the whole body is parsed (api/samples.py).
+the accepted samples, under the stream and metric limits. `parse_ndjson` commits before it
+returns, unless given a `staging` - then the caller commits once the whole body is parsed
+(api/samples.py).
 """
 from __future__ import annotations
 
@@ -137,8 +138,9 @@ class Interned:
     def commit(self, result: ParseResult, staging: Staging | None = None,
                limits: Limits = Limits(), kind: Literal["index", "line"] = "line"
                ) -> ParseResult:
-        """Intern the new names of the result's accepted samples, under `limits.max_streams`;
-        run it right before the batch is queued, and `rollback(mark)` if the queue refuses."""
+        """Intern the new names of the result's accepted samples, under `limits.max_streams`
+        and `limits.max_metrics`; run it right before the batch is queued, and
+        `rollback(mark)` if the queue refuses."""
         out = commit(result, staging, self.streams, self.metrics, limits, kind)
         self._after = (len(self.streams), len(self.metrics))
         return out

@@ -1,4 +1,4 @@
-"""New names: staged while a body is parsed, interned when its batch is queued, under the limit.
+"""New names: staged while a body is parsed, interned when its batch is queued, under the limits.
 
 Why: stream and metric names are interned (ingest/names.py) into tables that live as long as
 the service. If parsing interned them, a body then refused as a whole (400, 413, 429) would
@@ -10,11 +10,15 @@ the loop serving other requests in between (api/samples.py); one staging spans a
 and the shared tables are touched only at commit, so requests interleaving cannot hurt one
 another: a refused one has interned nothing.
 
-The stream limit (`Limits.max_streams`, from `ingest.max_streams`) is applied at commit, in
-input order: a new stream is interned while fewer than `max_streams` are tracked; every sample
-of a new stream beyond that is rejected alone (Reason.STREAM_LIMIT, the detail names the limit),
-and samples of streams already tracked are always kept. Only accepted samples intern anything:
-a sample rejected for another reason never makes its names known.
+The limits (`Limits.max_streams` and `Limits.max_metrics`, from `ingest.max_streams` and
+`ingest.max_metrics`) are applied at commit, sample by sample in input order: a sample is kept
+if its stream is tracked or fewer than `max_streams` are, and its metric is tracked or fewer
+than `max_metrics` are; else it is rejected alone (Reason.STREAM_LIMIT if its stream is new
+and over, else METRIC_LIMIT; the detail names the limit), and samples of tracked names are
+always kept. Why one walk for both: only accepted samples intern anything - a sample refused for
+its metric must not make its new stream known (nor take a place under the stream limit), and
+the other way round - and a sample rejected for another reason never makes its names known.
+The walk is one numba loop (`_admit`), run only for a batch that has a new name at all.
 
 `Interned.rollback` (ingest/fastpath.py) undoes a commit whose batch the queue then refused
 (429). It is exact only if nothing was interned in between, which holds when commit, submit and
@@ -76,7 +80,8 @@ class Staging:
 def commit(result: ParseResult, staging: Staging | None, streams: Names, metrics: Names,
            limits: Limits, kind: Literal["index", "line"] = "line") -> ParseResult:
     """Intern the new names of the result's samples (in input order) and give its batch final
-    ids; samples of new streams beyond `limits.max_streams` become STREAM_LIMIT rejections.
+    ids; samples of new streams beyond `limits.max_streams` become STREAM_LIMIT rejections,
+    samples of new metrics beyond `limits.max_metrics` METRIC_LIMIT ones.
 
     The batch may carry provisional ids from `staging`, or no ids at all (a JSON array, the
     simulator's dicts): then its names are looked up here."""
@@ -86,65 +91,83 @@ def commit(result: ParseResult, staging: Staging | None, streams: Names, metrics
     st = staging if staging is not None else Staging()
     sids = b.sids if b.sids is not None else st.streams.ids(b.streams, streams)
     mids = b.mids if b.mids is not None else st.metrics.ids(b.metrics, metrics)
-    new_s, new_m = sids >= PROVISIONAL, mids >= PROVISIONAL
-    any_s, any_m = bool(new_s.any()), bool(new_m.any())
-    if not (any_s or any_m):
+    if int(sids.max()) < PROVISIONAL and int(mids.max()) < PROVISIONAL:
         if b.sids is not None and b.mids is not None:
             return result                       # the common case: every name known
         return _with(result, b, sids, mids, None, streams, metrics)
-    keep = None
-    if any_s:
-        sids = _intern(st.streams, sids, new_s, streams, limits.max_streams)
-        if (sids < 0).any():
-            keep = sids >= 0
-            new_m &= keep                   # a refused sample interns no metric either
-            any_m = bool(new_m.any())
-    if any_m:
-        mids = _intern(st.metrics, mids, new_m, metrics, None)
-    out = _with(result, b, sids, mids, keep, streams, metrics)
-    if keep is not None:
-        out.rejections = _merge(result.rejections, _refusals(b, keep, limits.max_streams, kind))
-    return out
-
-
-def _intern(pending: Pending, ids: Ints, new: np.ndarray, names: Names,
-            limit: int | None) -> Ints:
-    """Provisional ids -> interned ids, new names in order of first appearance; -1 for a name
-    that would pass `limit`."""
-    idx = np.flatnonzero(new)
-    prov = ids[idx] - PROVISIONAL
-    to = np.full(len(pending.names), -1, np.int64)
-    full = False
-    for k in _first_seen(prov, len(pending.names)).tolist():
-        name = pending.names[k]
-        got = names.get(name)              # interned meanwhile (another body's commit)
-        if got is None:
-            if limit is not None and len(names) >= limit:
-                full = True
-                continue
-            got = names.intern(name)
-        to[k] = got
-    if full:
+    n_s, n_m = len(streams), len(metrics)
+    sids, mids = sids.copy(), mids.copy()
+    status, s_new, m_new = _admit(sids, mids, _known(st.streams, streams),
+                                  _known(st.metrics, metrics), n_s, n_m,
+                                  _cap(limits.max_streams), _cap(limits.max_metrics))
+    for k in s_new.tolist():                    # the ids `_admit` gave, in the same order
+        streams.intern(st.streams.names[k])
+    for k in m_new.tolist():
+        metrics.intern(st.metrics.names[k])
+    if len(streams) != n_s + len(s_new) or len(metrics) != n_m + len(m_new):
+        raise RuntimeError("names interned during a commit: batch ids would be wrong")
+    if not status.any():
+        return _with(result, b, sids, mids, None, streams, metrics)
+    out = _with(result, b, sids, mids, status == _KEPT, streams, metrics)
+    out.rejections = _merge(result.rejections, _refusals(b, status, limits, kind))
+    if (status == _STREAM_FULL).any():
         log.warning("stream limit reached: samples of new streams are rejected",
-                    extra={"max_streams": limit, "streams": len(names)})
-    out = ids.copy()
-    out[idx] = to[prov]
+                    extra={"max_streams": limits.max_streams, "streams": len(streams)})
+    if (status == _METRIC_FULL).any():
+        log.warning("metric limit reached: samples of new metrics are rejected",
+                    extra={"max_metrics": limits.max_metrics, "metrics": len(metrics)})
     return out
+
+
+_KEPT, _STREAM_FULL, _METRIC_FULL = 0, 1, 2     # `_admit`'s verdict per sample
+_NO_LIMIT = 1 << 62
+
+
+def _cap(limit: int | None) -> int:
+    return _NO_LIMIT if limit is None else limit
+
+
+def _known(pending: Pending, names: Names) -> Ints:
+    """Per staged name: its id if it was interned meanwhile (another body's commit), else -1."""
+    n = len(pending.names)
+    return np.fromiter(map(names.ids.get, pending.names, repeat(-1, n)), np.int64, n)
 
 
 @nb.njit(cache=True, nogil=True)
-def _first_seen(prov, n):  # type: ignore[no-untyped-def]
-    """The distinct values of `prov` (all < n) in order of first appearance; O(len(prov))."""
-    seen = np.zeros(n, np.bool_)
-    order = np.empty(n, np.int64)
-    m = 0
-    for i in range(len(prov)):
-        k = prov[i]
-        if not seen[k]:
-            seen[k] = True
-            order[m] = k
-            m += 1
-    return order[:m]
+def _admit(sids, mids, s_id, m_id, n_s, n_m, cap_s, cap_m):  # type: ignore[no-untyped-def]
+    """The limits, sample by sample in input order (module notes). Rewrites provisional ids in
+    `sids`/`mids` to final ones (new names numbered on from `n_s`/`n_m` in order of first
+    acceptance; `s_id`/`m_id`, the staged names' ids, are filled in as they are given). Returns
+    the verdict per sample and the staged names to intern, in the order of their new ids."""
+    status = np.zeros(len(sids), np.int8)
+    s_new = np.empty(len(s_id), np.int64)
+    m_new = np.empty(len(m_id), np.int64)
+    ns = 0
+    nm = 0
+    for i in range(len(sids)):
+        s = sids[i] - PROVISIONAL               # >= 0: a staged name
+        m = mids[i] - PROVISIONAL
+        new_s = s >= 0 and s_id[s] < 0
+        new_m = m >= 0 and m_id[m] < 0
+        if new_s and n_s + ns >= cap_s:
+            status[i] = _STREAM_FULL
+            continue
+        if new_m and n_m + nm >= cap_m:
+            status[i] = _METRIC_FULL
+            continue
+        if new_s:
+            s_id[s] = n_s + ns
+            s_new[ns] = s
+            ns += 1
+        if new_m:
+            m_id[m] = n_m + nm
+            m_new[nm] = m
+            nm += 1
+        if s >= 0:
+            sids[i] = s_id[s]
+        if m >= 0:
+            mids[i] = m_id[m]
+    return status, s_new[:ns], m_new[:nm]
 
 
 def _with(result: ParseResult, b: Batch, sids: Ints, mids: Ints, keep: np.ndarray | None,
@@ -164,15 +187,22 @@ def _with(result: ParseResult, b: Batch, sids: Ints, mids: Ints, keep: np.ndarra
                        result.lines)
 
 
-def _refusals(b: Batch, keep: np.ndarray, limit: int | None,
+def _refusals(b: Batch, status: np.ndarray, limits: Limits,
               kind: Literal["index", "line"]) -> list[Rejection]:
     out = []
-    for i in np.flatnonzero(~keep).tolist():
-        name = b.streams[i]
-        out.append(Rejection(
-            int(b.positions[i]), kind, "stream", Reason.STREAM_LIMIT,
-            f"stream {name[:80]!r} is new and {limit} streams are tracked already, the limit "
-            f"(ingest.max_streams = {limit}); samples of tracked streams are still accepted"))
+    for i in np.flatnonzero(status).tolist():
+        if status[i] == _STREAM_FULL:
+            name, limit = b.streams[i], limits.max_streams
+            out.append(Rejection(
+                int(b.positions[i]), kind, "stream", Reason.STREAM_LIMIT,
+                f"stream {name[:80]!r} is new and {limit} streams are tracked already, the limit "
+                f"(ingest.max_streams = {limit}); samples of tracked streams are still accepted"))
+        else:
+            name, limit = b.metrics[i], limits.max_metrics
+            out.append(Rejection(
+                int(b.positions[i]), kind, "metric", Reason.METRIC_LIMIT,
+                f"metric {name[:80]!r} is new and {limit} metrics are tracked already, the limit "
+                f"(ingest.max_metrics = {limit}); samples of tracked metrics are still accepted"))
     return out
 
 

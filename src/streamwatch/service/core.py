@@ -96,7 +96,8 @@ class Service(Durability, OperatorActions):
         self.parser = self.pipeline.parser
         ing, srv = config.service.ingest, config.service.server
         self.limits = Limits(max_labels=ing.max_labels, max_label_len=ing.max_label_len,
-                             future_skew_s=ing.future_skew, max_streams=ing.max_streams)
+                             future_skew_s=ing.future_skew, max_streams=ing.max_streams,
+                             max_metrics=ing.max_metrics)
         self.max_queued = srv.queue_max_samples
         self.log = EventLog(config.service.feed.replay_buffer)
         self.incidents = IncidentIndex()
