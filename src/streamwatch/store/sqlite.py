@@ -207,16 +207,14 @@ class SqliteStore:
         for path in (self.path, self.path + "-wal"):
             try:
                 fd = os.open(path, os.O_RDONLY)
+                try:
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
             except FileNotFoundError:
                 continue
             except OSError as exc:
                 raise StoreError(f"store {path}: cannot sync ({exc})") from exc
-            try:
-                os.fsync(fd)
-            except OSError as exc:
-                raise StoreError(f"store {path}: cannot sync ({exc})") from exc
-            finally:
-                os.close(fd)
 
     def _read(self, sql: str, args: Sequence[Any] = ()) -> list[Any]:
         try:
