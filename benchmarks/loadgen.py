@@ -137,6 +137,15 @@ def probe_lines(stream: str, ts: float) -> bytes:
                                   "value": 0.5}) + b"\n" for t in (round(ts - 11.0, 3), ts))
 
 
+def probe_calm_lines(stream: str, probe_ts: float, now: float) -> bytes:
+    """Two calm samples (error_ratio 0 just after the probe and at `now`, at least the rule's
+    `clear_after` of 30 s later) that resolve a probe's incident: a soak whose probes stayed open
+    would grow by one open incident per probe - its own workload, not the service's leak."""
+    return b"".join(orjson.dumps({"stream": stream, "metric": "error_ratio", "ts": t,
+                                  "value": 0.0}) + b"\n"
+                    for t in (round(probe_ts + 1.0, 3), round(now, 3)))
+
+
 # -- push ---------------------------------------------------------------------------------------
 @dataclass
 class PushStats:

@@ -14,7 +14,10 @@ Why it is built this way (benchmarks/README.md has the report's fields):
 - One push generator runs for the whole soak; this process watches: every few seconds it reads
   the service's RSS and open fds from /proc, sends a probe (two `error_ratio` samples that fire
   `errors_high` on a primed `svc:probe-*` stream, as service.py does) and notes when the clients
-  saw its alert; every `--report-every` s it prints one line for that window (plus, to read
+  saw its alert; `--calm-after` (40) seconds later two calm samples resolve that probe's incident,
+  so open incidents stay level as in a staffed ops room (left open, each probe adds one: ~900
+  open incidents after 30 minutes, and the service's memory grows with them - that is state,
+  not a leak; the `open` column shows it); every `--report-every` s it prints one line for that window (plus, to read
   memory and latency by: alert events held for feed resumes - a bounded buffer filling up - and
   journal checkpoints taken in the window, from the service's /metrics).
 - Verdict at the end, each with its rule: memory flat = the least-squares slope of RSS against
@@ -109,6 +112,7 @@ class Soak:
         self.sent: dict[str, float] = {}          # probe stream -> wall time its POST was sent
         self.seen: dict[str, float] = {}          # probe stream -> latency ms (first client)
         self.lost: set[str] = set()
+        self.calmed: set[str] = set()             # probes whose incident was resolved again
         self.rss: list[tuple[float, float]] = []  # (elapsed s, RSS MB)
         self.rows: list[dict[str, Any]] = []
         self.probe_errors = 0
@@ -161,6 +165,27 @@ class Soak:
                     self.seen[stream] = ms
                     win.latency_ms.append(ms)
 
+    def calm_probes(self, win: Window) -> None:
+        """Resolve the incidents of probes older than `--calm-after` s (calm samples), so that
+        open incidents stay level as in a staffed ops room (0: leave them open)."""
+        after = self.a.calm_after
+        if after <= 0:
+            return
+        now = time.time()
+        for stream, sent in self.sent.items():
+            if stream in self.calmed or now - sent < after:
+                continue
+            self.calmed.add(stream)
+            try:
+                status, _ = svcbench.request(self.port, "POST", "/v1/samples",
+                                             loadgen.probe_calm_lines(stream, round(sent, 3),
+                                                                      now), self.a.token)
+            except OSError:
+                status = 0
+            if status // 100 != 2:
+                win.probe_errors += 1
+                self.probe_errors += 1
+
     def count_lost(self, win: Window, grace: float) -> None:
         now = time.time()
         for s, sent in self.sent.items():
@@ -189,18 +214,21 @@ class Soak:
                "events_held": int(m.get("streamwatch_event_log_events", 0)),
                "series": int(m.get("streamwatch_series_tracked", 0)),
                "checkpoints": int(m.get(ckpt, 0) - win.metrics.get(ckpt, 0)),
+               "open_incidents": int(sum(v for k, v in m.items()
+                                         if k.startswith("streamwatch_open_incidents{"))),
                # journal entries whose fsync came over 50 ms after the write: pushes wait
                "slow_fsyncs": int(_slow(m, _FSYNC) - _slow(win.metrics, _FSYNC)),
-               # the loop itself blocked over 50 ms on disk (journal write, store commit):
-               # detection waits for these
-               "stalls": int(sum(_slow(m, n) - _slow(win.metrics, n) for n in _STALLS))}
+               # the loop itself blocked over 50 ms on disk: [journal writes, store commits]
+               # (detection waits for these)
+               "stalls": [int(_slow(m, n) - _slow(win.metrics, n)) for n in _STALLS]}
         self.rows.append(row)
         ms = lambda x: "     -" if x is None else f"{x:6.1f}"  # noqa: E731
         print(f"{int(elapsed) // 60:3d}:{int(elapsed) % 60:02d}  {rate:>10,.0f}  "
               f"{row['rss_mb']:>7.1f}  {row['fds']:>4}  {ms(row['p50_ms'])}  "
               f"{ms(row['p99_ms'])}  {row['probes']:>6}  {row['errors']:>6}  "
-              f"{row['events_held']:>6}  {row['checkpoints']:>4}  {row['slow_fsyncs']:>5}  "
-              f"{row['stalls']:>6}"
+              f"{row['events_held']:>6}  {row['open_incidents']:>5}  {row['checkpoints']:>4}  "
+              f"{row['slow_fsyncs']:>5}  "
+              f"{'/'.join(map(str, row['stalls'])):>6}"
               + (f"  (non-2xx {non2xx}, websocket drops {drops})" if row["errors"] else ""),
               flush=True)
         return Window(t, m)
@@ -227,7 +255,7 @@ class Soak:
                 log(f"soak: {a.minutes:g} min at {a.rate:,.0f} samples/s over {a.rooms} rooms, "
                     f"{a.clients} websocket clients, a probe every {a.probe_every:g} s")
                 print(" time   samples/s   RSS MB   fds  p50 ms  p99 ms  probes  errors  "
-                      "events  ckpt  slow  stalls", flush=True)
+                      "events   open  ckpt  slow  stalls", flush=True)
                 push = svcbench.spawn(svcbench.push_args(gen, self.port, gen.seconds, self.tag,
                                                          first_slot, 0, samples),
                                       stdout=subprocess.PIPE, text=True)
@@ -264,6 +292,7 @@ class Soak:
                 raise BenchError(f"the load generator ended early (exit {push.returncode})")
             if now >= next_probe and now < end:
                 self.send_probe(win)
+                self.calm_probes(win)
                 next_probe += a.probe_every
             if now >= next_sample:
                 self.rss.append((now - t0, rss_kb(svc.pid) / 1024))
@@ -357,6 +386,8 @@ def main(argv: list[str] | None = None) -> int:
             ("--connections", int, 2, "keep-alive connections of the generator"),
             ("--warmup", float, 10.0, "seconds of load before the soak (every series once first)"),
             ("--probe-every", float, 2.0, "seconds between latency probes"),
+            ("--calm-after", float, 40.0, "seconds after which a probe's incident is resolved by "
+             "calm samples (0: left open, one more open incident per probe)"),
             ("--report-every", float, 30.0, "seconds per report line"),
             ("--sample-every", float, 5.0, "seconds between RSS readings"),
             ("--grace", float, 5.0, "seconds a probe may take before it counts as lost"),
