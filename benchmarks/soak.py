@@ -393,6 +393,9 @@ def main(argv: list[str] | None = None) -> int:
             ("--grace", float, 5.0, "seconds a probe may take before it counts as lost"),
             ("--max-slope", float, 1.0, "memory bound: RSS slope over the second half, MB/min"),
             ("--max-p99-ms", float, 100.0, "latency bound: p99 accept->websocket, ms"),
+            ("--keep-resolved", int, 100, "resolved incidents the service holds in memory "
+             "(0: the config's, 5,000, which at the soak's ~30 resolved a minute fills for ~170 "
+             "minutes: bounded, but a 10-minute run cannot tell it from a leak)"),
             ("--replay-buffer", int, 100, "the service's feed resume buffer (events; 0: the "
              "config's); small, so that it is full early and its filling is not taken for a "
              "leak"),
@@ -410,6 +413,8 @@ def main(argv: list[str] | None = None) -> int:
     a.token = a.token or "soak-" + secrets.token_hex(16)   # never starts with "-" (argv)
     if a.replay_buffer > 0:                   # read by the service subprocess's config loader
         os.environ["STREAMWATCH_FEED__REPLAY_BUFFER"] = str(a.replay_buffer)
+    if a.keep_resolved > 0:
+        os.environ["STREAMWATCH_STORAGE__KEEP_RESOLVED"] = str(a.keep_resolved)
     a.service_cmd, a.deflate, a.seconds = "", False, a.minutes * 60
     sys.path.insert(0, str(svcbench.ROOT / "src"))
     tmp = Path(tempfile.mkdtemp(prefix="streamwatch-soak-"))

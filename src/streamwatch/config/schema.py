@@ -100,6 +100,9 @@ class StorageSettings(_Section):
         "replayed after a crash (kill -9, power loss)"))
     checkpoint_interval: Duration = Field(default=60.0, gt=0, description=(
         "how often the detectors' state is saved (bounds the journal replayed after a crash)"))
+    keep_resolved: int = Field(default=5_000, ge=10, description=(
+        "resolved incidents also held in memory for the API and the page (open ones always "
+        "are); older ones stay in the store, where reviews read them"))
 
 
 class SourceSettings(_Section):

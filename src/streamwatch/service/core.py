@@ -100,7 +100,7 @@ class Service(Durability, OperatorActions):
                              max_metrics=ing.max_metrics)
         self.max_queued = srv.queue_max_samples
         self.log = EventLog(config.service.feed.replay_buffer)
-        self.incidents = IncidentIndex()
+        self.incidents = IncidentIndex(config.service.storage.keep_resolved)
         self.silences = Silences(clock)       # consulted on the wall clock as events go out
         self.stats = ServiceStats()
         self.queued = 0                       # samples waiting in the queue
