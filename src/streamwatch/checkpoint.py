@@ -36,7 +36,7 @@ from streamwatch.ingest.batch import Batch
 from streamwatch.store.base import StoreError
 from streamwatch.store.journal import JOURNAL_DIR, Journal, Recovery, Snapshot
 
-__all__ = ["Checkpointer", "fingerprint"]
+__all__ = ["Checkpointer", "answer_when", "fingerprint"]
 
 log = logging.getLogger("streamwatch.checkpoint")
 
@@ -48,6 +48,19 @@ def fingerprint(config: Config) -> str:
     text = repr((__version__, [r.model_dump_json() for r in config.rules],
                  config.pipeline_settings()))
     return f"{__version__}:{hashlib.sha256(text.encode()).hexdigest()[:16]}"
+
+
+_SAME = object()
+
+
+def answer_when(durable: asyncio.Future[bool], target: asyncio.Future[Any],
+                result: Any = _SAME) -> None:
+    """Answer `target` once `durable` (from `Checkpointer.durable`) is: with its result, or with
+    `result` if given. A callback, not a task per waiting sender."""
+    def copy(f: asyncio.Future[bool]) -> None:
+        if not target.done():
+            target.set_result(f.result() if result is _SAME else result)
+    durable.add_done_callback(copy)
 
 
 class Checkpointer:

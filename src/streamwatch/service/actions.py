@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from streamwatch.checkpoint import answer_when
 from streamwatch.store import IncidentRecord, StoreError
 
 if TYPE_CHECKING:
@@ -84,7 +85,7 @@ class OperatorActions:
                                    " it will be retried")
         return self.incidents.get(incident_id) or new
 
-    async def _apply_close(self, it: _Item) -> None:
+    def _apply_close(self, it: _Item) -> None:
         """A manual resolve, at its place in the queue: journal, close, publish, store."""
         assert it.close is not None and it.done is not None and it.entry is not None
         incident_id, by = it.close
@@ -108,11 +109,10 @@ class OperatorActions:
         else:                          # not open in the manager: close the record alone
             self.incidents.put({**new, "status": "resolved", "resolved_at": it.entry["ts"]})
             stored = self._flush(force=True)
-        done = it.done
-        if durable is None or durable.done():
-            done.set_result(stored)
+        if durable is None:
+            it.done.set_result(stored)
         else:                                   # the operator is answered after the fsync
-            durable.add_done_callback(lambda _: done.done() or done.set_result(stored))
+            answer_when(durable, it.done, stored)
 
     def annotate(self, incident_id: str, entry: dict[str, Any]) -> None:
         """A timeline entry made by streamwatch itself (an escalation): indexed now, stored

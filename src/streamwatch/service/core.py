@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from streamwatch.checkpoint import Checkpointer
+from streamwatch.checkpoint import Checkpointer, answer_when
 from streamwatch.config.load import Config
 from streamwatch.events import AlertEvent
 from streamwatch.incidents.index import IncidentIndex
@@ -60,14 +60,6 @@ class _Item:
     close: tuple[str, str] | None = None        # (incident id, by)
     entry: dict[str, Any] | None = None         # its timeline entry
     barrier: bool = False                       # `done` once the whole round is over (drain)
-
-
-def _answer_when(source: asyncio.Future[Any], target: asyncio.Future[Any]) -> None:
-    """Give `target` the result of `source` once it has one (no task per waiter)."""
-    def copy(f: asyncio.Future[Any]) -> None:
-        if not target.done():
-            target.set_result(f.result())
-    source.add_done_callback(copy)
 
 
 def _warm_up(config: Config) -> None:
@@ -232,12 +224,12 @@ class Service(Durability, OperatorActions):
                     run.append(it)
                     continue
                 if run:
-                    await self._log_and_process(run)
+                    self._log_and_process(run)
                     run = []
                 if it is not None:
-                    await self._apply_close(it)
+                    self._apply_close(it)
             if run:
-                await self._log_and_process(run)
+                self._log_and_process(run)
             c = self.checkpointer
             if c is not None and c.due(self.store is not None and not self.store_pending):
                 await c.checkpoint(self.pipeline)
@@ -248,7 +240,7 @@ class Service(Durability, OperatorActions):
                 return
             await asyncio.sleep(0)            # let the loop serve requests between batches
 
-    async def _log_and_process(self, run: list[_Item]) -> None:
+    def _log_and_process(self, run: list[_Item]) -> None:
         """Write the run to the journal, detect, and answer its pushers once the write is
         fsync'ed (checkpoint.py: detection does not wait for the disk)."""
         batches = [it.batch for it in run if it.batch is not None and len(it.batch)]
@@ -257,7 +249,7 @@ class Service(Durability, OperatorActions):
         if self.checkpointer is not None and batches:
             durable = self.checkpointer.durable(self.checkpointer.log(batches))
             for done in waiting:
-                _answer_when(durable, done)
+                answer_when(durable, done)
         else:
             for done in waiting:
                 done.set_result(True)
